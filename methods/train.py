@@ -1,0 +1,215 @@
+"""The training loop: every method runs in it unchanged. No Ray, no MLflow: it takes a `report` callback."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import hardware
+from hardware.noise.base import NoiseModel
+from methods.base import Method
+from methods.datasets.base import DataSplits
+from methods.optim import build_optimizer, build_schedule
+
+
+class TrainConfig(BaseModel):
+    """How to train: optimizer, schedule, epochs, batch size, device."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    epochs: int = Field(30, ge=1)
+    """Number of passes over the training split."""
+    batch_size: int = Field(64, ge=1)
+    """Training (and evaluation) batch size."""
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    """Optimizer: SGD with momentum, Adam or AdamW."""
+    lr: float = Field(2e-3, gt=0)
+    """Initial learning rate."""
+    momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum (ignored by Adam/AdamW)."""
+    nesterov: bool = False
+    """Nesterov momentum for SGD."""
+    weight_decay: float = Field(0.0, ge=0)
+    """L2 weight decay (decoupled for AdamW)."""
+    schedule: Literal["cosine", "step", "none"] = "cosine"
+    """Per-epoch learning-rate schedule."""
+    step_size: int = Field(30, ge=1)
+    """Epochs between decays of the `step` schedule."""
+    gamma: float = Field(0.1, gt=0, le=1)
+    """Decay factor of the `step` schedule."""
+    grad_clip: float | None = Field(None, gt=0)
+    """Clip the global gradient norm to this value (None: no clipping)."""
+    val_noise_samples: int = Field(3, ge=1)
+    """Monte Carlo draws for the per-epoch noisy validation accuracy at the training noise scale."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train: `auto` picks CUDA when available."""
+    num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes (0: load in the training process)."""
+
+
+@dataclass
+class TrainContext:
+    """What a method's `after_training` phase may use (CorrectNet trains its compensation here)."""
+
+    cfg: TrainConfig
+    noise: NoiseModel
+    train_loader: DataLoader
+    val_loader: DataLoader
+    device: torch.device
+    seed: int
+    eval_seed: int
+
+
+@dataclass
+class TrainState:
+    """Everything needed to resume training after `epoch` completed epochs."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the deployable model (method extras stripped)
+    history: list[dict[str, float]]
+
+
+Report = Callable[[dict[str, float], TrainState], None]
+
+
+def derive_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from several integers (e.g. run seed and epoch)."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device='cuda' but no CUDA device is available; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def make_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0
+) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers
+    )
+
+
+def train(
+    model: nn.Module,
+    method: Method,
+    noise: NoiseModel,
+    data: DataSplits,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    eval_seed: int = 0,
+    report: Report | None = None,
+    resume: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train `model` with `method` under the training `noise`; call `report` after every epoch.
+
+    Each epoch reseeds torch and the shuffling from (seed, epoch), so a run resumed from a
+    `TrainState.state_dict()` continues with exactly the numbers of an uninterrupted run.
+    """
+    device = resolve_device(cfg.device)
+    torch.manual_seed(seed)
+    model = method.prepare(model).to(device)
+    optimizer = build_optimizer(
+        [p for p in model.parameters() if p.requires_grad],
+        cfg.optimizer,
+        cfg.lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+    )
+    scheduler = build_schedule(optimizer, cfg.schedule, cfg.epochs, cfg.step_size, cfg.gamma)
+    state = TrainState(model, optimizer, scheduler)
+    if resume is not None:
+        state.load_state_dict(resume)
+
+    train_loader = make_loader(data.train, cfg.batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers)
+    val_loader = make_loader(data.val, max(cfg.batch_size, 256), shuffle=False, num_workers=cfg.num_workers)
+
+    for epoch in range(state.epoch, cfg.epochs):
+        torch.manual_seed(derive_seed(seed, epoch))
+        train_loader.generator.manual_seed(derive_seed(seed, epoch, 1))
+        model.train()
+        start = time.perf_counter()
+        term_sums: dict[str, float] = defaultdict(float)
+        seen = correct = 0
+        for x, y in train_loader:
+            x, y = x.to(device), y.to(device)  # (B, C, H, W), (B,)
+            out = method.step(model, x, y, noise)
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(f"loss became {out.loss.item()} in epoch {epoch + 1} ({method.name})")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+
+            batch = y.shape[0]
+            seen += batch
+            correct += (out.logits.argmax(1) == y).sum().item()
+            term_sums["loss"] += out.loss.item() * batch
+            for term, value in out.terms.items():
+                term_sums[term] += value * batch
+        scheduler.step()
+        train_time = time.perf_counter() - start
+
+        metrics = {"epoch": epoch + 1, "train_acc": correct / seen, "epoch_time": train_time}
+        metrics.update({f"train_{term}": total / seen for term, total in term_sums.items()})
+        metrics.update(validate(model, val_loader, noise, cfg.val_noise_samples, eval_seed))
+        metrics["lr"] = scheduler.get_last_lr()[0]
+        state.epoch = epoch + 1
+        state.history.append(metrics)
+        if report is not None:
+            report(metrics, state)
+
+    ctx = TrainContext(cfg, noise, train_loader, val_loader, device, seed, eval_seed)
+    model = method.after_training(model, ctx)
+    return TrainResult(model, state.history)
+
+
+def validate(
+    model: nn.Module, loader: DataLoader, noise: NoiseModel, samples: int, eval_seed: int
+) -> dict[str, float]:
+    """Clean validation accuracy and the noisy one at the training scale (common random numbers)."""
+    clean = hardware.accuracy(model, loader)
+    if noise.sigma == 0:
+        return {"val_acc": clean, "val_noisy_acc": clean}
+    curve = hardware.robustness_curve(model, loader, noise, [noise.sigma], samples=samples, seed=eval_seed)
+    return {"val_acc": clean, "val_noisy_acc": curve.points[0].mean}

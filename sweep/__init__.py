@@ -1,0 +1,1 @@
+"""Sweeps: config, the `sweep` command line, Ray Tune trials and MLflow tracking."""

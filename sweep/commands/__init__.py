@@ -1,0 +1,1 @@
+"""One module per `sweep` subcommand, each with `register(subparsers)`."""
