@@ -40,6 +40,11 @@ class Method(Plugin):
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: NoiseModel) -> StepOutput:
         """Loss of one batch `x` (B, ...) with labels `y` (B,) under the training noise model."""
 
+    def passes(self) -> tuple[int, int]:
+        """(forward, backward) passes through the network per training step, in theory (for the cost
+        bench: a forward costs 1 unit, a backward 2); passes of methods without a declaration: (1, 1)."""
+        return (1, 1)
+
     def after_training(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
         """Called once after the last epoch: strip what must not be deployed, or run a second phase."""
         return model

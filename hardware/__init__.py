@@ -1,0 +1,40 @@
+"""The simulated chip: noise models, applying them to a network, Monte Carlo robustness evaluation."""
+
+from hardware.apply import (
+    ANALOG_LAYERS,
+    draw_generator,
+    noisy_layers,
+    noisy_parameters,
+    noisy_weights,
+    perturbed,
+)
+from hardware.evaluate import (
+    CurvePoint,
+    RobustnessCurve,
+    accuracy,
+    format_curve_table,
+    robustness_curve,
+)
+from hardware.noise import NOISE_MODELS, Crossbar, NoiseModel, noise_model, noise_names
+from hardware.presets import PRESETS, preset
+
+__all__ = [
+    "ANALOG_LAYERS",
+    "NOISE_MODELS",
+    "PRESETS",
+    "Crossbar",
+    "CurvePoint",
+    "NoiseModel",
+    "RobustnessCurve",
+    "accuracy",
+    "draw_generator",
+    "format_curve_table",
+    "noise_model",
+    "noise_names",
+    "noisy_layers",
+    "noisy_parameters",
+    "noisy_weights",
+    "perturbed",
+    "preset",
+    "robustness_curve",
+]

@@ -1,0 +1,30 @@
+"""Additive Gaussian noise scaled by the layer's largest weight."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from hardware.noise.base import NOISE_MODELS, NoiseModel, standard_normal, standard_normal_into
+
+
+@NOISE_MODELS.add
+class Additive(NoiseModel):
+    r"""w~ = w + sigma * max|W_layer| * z,  z ~ N(0, 1) per weight and draw.
+
+    E[w~ - w] = 0, Std[w~ - w] = sigma * max|W_layer|. The noise of Joshi et al. (2020) and the
+    "noise scale" of Hou et al. (2024); the conductance range is set by the largest weight.
+    """
+
+    name: Literal["additive"] = "additive"
+
+    def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+        w = weight.detach()
+        z = standard_normal((n, *w.shape), w, generator)  # (n, *w.shape)
+        return w + z * (self.sigma * w.abs().max())
+
+    def sample_into(self, out: Tensor, weight: Tensor, generator: torch.Generator | None) -> None:
+        w = weight.detach()
+        standard_normal_into(out, generator).mul_(self.sigma * w.abs().max()).add_(w)

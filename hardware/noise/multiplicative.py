@@ -1,0 +1,28 @@
+"""Multiplicative (relative) Gaussian noise."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from hardware.noise.base import NOISE_MODELS, NoiseModel, standard_normal, standard_normal_into
+
+
+@NOISE_MODELS.add
+class Multiplicative(NoiseModel):
+    r"""w~ = w * (1 + sigma * z),  z ~ N(0, 1) per weight and draw.
+
+    E[w~ / w] = 1, Std[w~ / w] = sigma. The evaluation noise of Buechel, Faber and Muir (ICLR 2022).
+    """
+
+    name: Literal["multiplicative"] = "multiplicative"
+
+    def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+        w = weight.detach()
+        z = standard_normal((n, *w.shape), w, generator)  # (n, *w.shape)
+        return (z * self.sigma + 1) * w
+
+    def sample_into(self, out: Tensor, weight: Tensor, generator: torch.Generator | None) -> None:
+        standard_normal_into(out, generator).mul_(self.sigma).add_(1).mul_(weight.detach())

@@ -1,0 +1,186 @@
+"""CorrectNet (Eldebiky et al., DATE 2023, arXiv 2211.14917): Lipschitz-regularized training, then
+digital error-compensation modules after layers chosen by a reinforcement-learning agent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PrivateAttr
+from torch import nn
+
+import hardware
+from hardware.noise.base import NoiseModel
+from methods import compensation
+from methods.base import METHODS
+from methods.lipschitz import Lipschitz
+from methods.placement_agent import Placement, reinforce
+
+if TYPE_CHECKING:
+    from methods.train import TrainContext
+
+Batches = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@METHODS.add
+class CorrectNet(Lipschitz):
+    """Phase 1 (the training epochs): the `lipschitz` loss, unchanged.
+
+    Phase 2 (`after_training`): the backbone is frozen (eval mode: BatchNorm statistics fixed).
+    A REINFORCE agent (`methods.placement_agent`) picks a subset of the candidate stages; each
+    placement gets compensation modules (`methods.compensation`: residual 1x1 conv on (C, H, W)
+    outputs, rank-r linear on (D,) outputs, identity at init) trained for `episode_batches` batches
+    under the training noise, and its reward is
+
+        R = val accuracy under the training noise (eval_draws draws, common random numbers)
+            - param_cost * added parameters.
+
+    Rewards are cached per placement (same seeds, same batches: a placement's reward is a number).
+    The best placement seen is then trained for `final_epochs` epochs and deployed with the model;
+    the modules run digitally (no noise) and are counted in the model's parameters.
+
+    After `after_training`: `result` holds the placement, reward history, final policy and added
+    parameter count; `summary()` the scalars for a tracker; `architecture(model)` the placement,
+    which `rebuild` re-inserts before a checkpoint's weights are loaded.
+    """
+
+    name: Literal["correctnet"] = "correctnet"
+    candidates: list[str] | None = Field(None, min_length=1)
+    """Stages after which a compensation module may go; None: every stage of the model."""
+    rank: int = Field(16, ge=1)
+    """Rank of the linear compensation U V h (capped at the feature width)."""
+    param_cost: float = Field(1e-6, ge=0)
+    """Reward cost per added parameter (1e-6: one accuracy point per 10,000 parameters)."""
+    episodes: int = Field(16, ge=1)
+    """REINFORCE episodes (sampled placements) of the agent."""
+    policy_lr: float = Field(0.5, gt=0)
+    """Learning rate of the policy logits (on reward-normalized advantages)."""
+    episode_batches: int = Field(20, ge=1)
+    """Training batches of the compensation modules when a placement is scored."""
+    eval_draws: int = Field(3, ge=1)
+    """Noise draws of the validation accuracy in a reward (common random numbers)."""
+    compensation_lr: float = Field(1e-3, gt=0)
+    """Adam learning rate of the compensation modules."""
+    final_epochs: int = Field(2, ge=0)
+    """Epochs over the training split for the chosen placement's final compensation modules."""
+
+    _result: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """placement, added_params, reward_history, choices, probabilities, val_noisy_acc_before/after."""
+        return self._result
+
+    def summary(self) -> dict[str, float]:
+        """Scalars of the last `after_training` for a tracker (empty before it)."""
+        r = self._result
+        if not r:
+            return {}
+        return {
+            "correctnet/added_params": float(r["added_params"]),
+            "correctnet/modules": float(len(r["placement"])),
+            "correctnet/best_reward": max(r["reward_history"]),
+            "correctnet/val_noisy_acc_before": r["val_noisy_acc_before"],
+            "correctnet/val_noisy_acc_after": r["val_noisy_acc_after"],
+        }
+
+    # ------------------------------------------------------------------------ the second phase
+
+    def after_training(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
+        from methods.train import derive_seed
+
+        if not hasattr(model, "stages"):
+            raise ValueError("correctnet needs a StagedModel (its compensation goes after named stages)")
+        candidates = list(self.candidates if self.candidates is not None else model.stage_names)
+        unknown = sorted(set(candidates) - set(model.stage_names))
+        if unknown:
+            raise ValueError(f"method.candidates: unknown stage(s) {unknown}; allowed: {', '.join(model.stage_names)}")
+
+        was_training = model.training
+        model.eval()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        for p in trainable:
+            p.requires_grad_(False)
+        batches = _take(ctx.train_loader, self.episode_batches, ctx.device)
+        shapes = model.stage_shapes(tuple(batches[0][0].shape[1:]))
+        specs = {c: compensation.spec_for(shapes[c], self.rank) for c in candidates}
+        seed = derive_seed(ctx.seed, 0xC0)
+        cache: dict[Placement, float] = {}
+
+        def reward(placement: Placement) -> float:
+            if placement not in cache:
+                chosen = {c: specs[c] for c, on in zip(candidates, placement) if on}
+                torch.manual_seed(seed)  # the same initial modules for every placement
+                compensation.insert(model, chosen)
+                self._fit(model, [batches], ctx.noise, seed)
+                acc = self._noisy_val_acc(model, ctx)
+                compensation.strip(model)
+                cache[placement] = acc - self.param_cost * sum(map(compensation.spec_parameters, chosen.values()))
+            return cache[placement]
+
+        before = self._noisy_val_acc(model, ctx)
+        search = reinforce(candidates, reward, self.episodes, lr=self.policy_lr, seed=seed)
+        chosen = {c: specs[c] for c in search.names(search.best)}
+        torch.manual_seed(seed)
+        compensation.insert(model, chosen)
+        if ctx.train_loader.generator is not None:
+            ctx.train_loader.generator.manual_seed(derive_seed(ctx.seed, 0xC1))
+        self._fit(model, [ctx.train_loader] * self.final_epochs, ctx.noise, seed)
+        after = self._noisy_val_acc(model, ctx)
+        for p in trainable:
+            p.requires_grad_(True)
+        model.train(was_training)
+
+        self._result = {
+            "placement": list(chosen),
+            "added_params": sum(p.numel() for p in compensation.compensation_parameters(model)),
+            "reward_history": list(search.rewards),
+            "choices": [search.names(c) for c in search.choices],
+            "probabilities": dict(zip(candidates, search.probabilities)),
+            "val_noisy_acc_before": before,
+            "val_noisy_acc_after": after,
+        }
+        return model
+
+    def _fit(self, model: nn.Module, epochs: list, noise: NoiseModel, seed: int) -> None:
+        """Train only the compensation modules under `noise` (draws from `seed`), one pass per element
+        of `epochs` (a loader or a list of batches); a no-op without modules."""
+        params = compensation.compensation_parameters(model)
+        if not params:
+            return
+        device = params[0].device
+        optimizer = torch.optim.Adam(params, lr=self.compensation_lr)
+        generator = hardware.draw_generator(seed, 0, device)  # the same noise for every placement
+        for batches in epochs:
+            for x, y in batches:
+                x, y = x.to(device), y.to(device)  # (B, ...), (B,)
+                with hardware.noisy_weights(model, noise, generator):
+                    loss = F.cross_entropy(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    def _noisy_val_acc(self, model: nn.Module, ctx: TrainContext) -> float:
+        sigma = ctx.noise.sigma
+        curve = hardware.robustness_curve(model, ctx.val_loader, ctx.noise, [sigma], self.eval_draws, ctx.eval_seed)
+        return curve.points[0].mean
+
+    # ------------------------------------------------------------------ checkpoint round trip
+
+    def architecture(self, model: nn.Module) -> dict:
+        placement = compensation.placement_of(model) if hasattr(model, "stages") else {}
+        return {"compensation": placement} if placement else {}
+
+    def rebuild(self, model: nn.Module, architecture: dict) -> nn.Module:
+        return compensation.insert(model, architecture.get("compensation", {}))
+
+
+def _take(loader, n: int, device: torch.device) -> Batches:
+    """The first `n` batches of `loader` on `device` (fewer if it is shorter)."""
+    batches: Batches = []
+    for x, y in loader:
+        batches.append((x.to(device), y.to(device)))
+        if len(batches) == n:
+            break
+    return batches

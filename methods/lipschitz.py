@@ -1,0 +1,72 @@
+"""Lipschitz (orthogonality) regularization, part 1 of CorrectNet (Eldebiky et al., DATE 2023,
+arXiv 2211.14917): keeping every layer close to an isometry bounds how far a weight perturbation
+can move the output, so the network is less sensitive to device variation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+import hardware
+from hardware.noise.base import NoiseModel
+from methods.base import METHODS, Method, StepOutput
+
+REGULARIZED: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear)
+"""Layers whose weight is regularized: the analog ones (compensation modules are not among them)."""
+
+
+def gram_deviation(weight: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+    r"""||W^T W - lam I||_F^2 of `weight` reshaped to (out, rest) (conv: rest = in * kh * kw).
+
+    Computed with the smaller Gram matrix: ||W^T W||_F = ||W W^T||_F and both have trace ||W||_F^2, so
+    ||W^T W - lam I_cols||^2 = ||W W^T - lam I_rows||^2 + lam^2 (cols - rows). For a wide conv weight
+    that is a (out x out) instead of an (in*k*k x in*k*k) product, with the same value and gradient.
+    """
+    w = weight.reshape(weight.shape[0], -1)  # (rows, cols)
+    rows, cols = w.shape
+    gram = w.T @ w if cols <= rows else w @ w.T  # (m, m), m = min(rows, cols)
+    eye = torch.eye(gram.shape[0], device=w.device, dtype=w.dtype)
+    return (gram - lam * eye).pow(2).sum() + lam**2 * max(0, cols - rows)
+
+
+def lipschitz_penalty(model: nn.Module, lam: float = 1.0) -> torch.Tensor:
+    """sum over conv and linear layers l of ||W_l^T W_l - lam I||_F^2 (a scalar tensor)."""
+    terms = [gram_deviation(m.weight, lam) for m in model.modules() if isinstance(m, REGULARIZED)]
+    if not terms:
+        raise ValueError("lipschitz: the model has no conv or linear layer to regularize")
+    return torch.stack(terms).sum()
+
+
+@METHODS.add
+class Lipschitz(Method):
+    """L = CE(f(x; w), y) + beta * sum_l ||W_l^T W_l - lambda I||_F^2 over conv (reshaped to
+    out x in*k*k) and linear weights. With `noise_injection` the CE term is computed on a noisy
+    forward (as in `noise_injection`); the regularizer always acts on the clean weights.
+
+    The authors' re-implementation in NeFT_CIM orthogonalizes each kh x kw kernel slice of a conv
+    weight instead; the out x rest reshaping here is the paper's per-layer W^T W.
+    Terms logged: `ce`, `lipschitz` (the unweighted sum).
+    """
+
+    name: Literal["lipschitz"] = "lipschitz"
+    beta: float = Field(5e-4, ge=0)
+    """beta, weight of the orthogonality term (paper: 5e-4)."""
+    lam: float = Field(1.0, gt=0)
+    """lambda, the target W^T W = lambda I (paper: 1)."""
+    noise_injection: bool = False
+    """Compute the CE term on a noisy forward under the training noise model (off in the paper)."""
+
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: NoiseModel) -> StepOutput:
+        if self.noise_injection:
+            with hardware.noisy_weights(model, noise):
+                logits = model(x)  # (B, classes)
+        else:
+            logits = model(x)  # (B, classes)
+        ce = F.cross_entropy(logits, y)
+        reg = lipschitz_penalty(model, self.lam)
+        loss = ce + self.beta * reg
+        return StepOutput(loss, logits, {"ce": ce.item(), "lipschitz": reg.item()})
