@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hardware.noise.base import NoiseModel
+from hardware.noise.base import NoiseModel, Sampler
 
 ANALOG_LAYERS: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear)
 """Layers whose `weight` lives on the crossbar; biases, normalization and the rest stay digital."""
@@ -37,9 +37,7 @@ def noisy_parameters(model: nn.Module, noise: NoiseModel) -> dict[str, nn.Parame
 
 
 @contextmanager
-def noisy_weights(
-    model: nn.Module, noise: NoiseModel, generator: torch.Generator | None = None
-) -> Iterator[None]:
+def noisy_weights(model: nn.Module, noise: NoiseModel, generator: torch.Generator | None = None) -> Iterator[None]:
     """TRAINING: inside, every forward (any method of `model` or of a module wrapping it) sees
     w_noisy = w + (w~ - w).detach(), w~ one fresh sample per entry, so d loss / d w_noisy reaches the
     clean w. Not re-entrant; do not step an optimizer inside. A no-op when the noise is the identity.
@@ -68,34 +66,32 @@ class Deployed:
     def __init__(self, model: nn.Module, noise: NoiseModel) -> None:
         self.params = noisy_parameters(model, noise)
         self.clean = {name: p.detach().clone() for name, p in self.params.items()}
+        self._targets = {name: p.detach() for name, p in self.params.items()}  # share the storage
+
+    def samplers(self, noise: NoiseModel) -> dict[str, Sampler]:
+        """One sampler per noisy weight, in module order (draws with one generator seed match)."""
+        return {name: noise.sampler(w) for name, w in self.clean.items()}
 
     @torch.no_grad()
-    def sample(self, noise: NoiseModel, generator: torch.Generator | None) -> dict[str, Tensor]:
-        """One draw of every noisy weight, in module order (so draws with one generator seed match)."""
-        return {name: noise.sample(w, 1, generator)[0] for name, w in self.clean.items()}
-
-    @torch.no_grad()
-    def write(self, noise: NoiseModel, generator: torch.Generator | None) -> None:
-        """Draw k in place: the same numbers as `sample` with the same generator state."""
-        for name, w in self.clean.items():
-            noise.sample_into(self.params[name].detach(), w, generator)
+    def write(self, samplers: dict[str, Sampler], generator: torch.Generator | None) -> None:
+        """One draw written in place into the weights."""
+        for name, draw in samplers.items():
+            draw(self._targets[name], generator)
 
     @torch.no_grad()
     def restore(self) -> None:
-        for name, p in self.params.items():
+        for name, p in self._targets.items():
             p.copy_(self.clean[name])
 
 
 @contextmanager
-def perturbed(
-    model: nn.Module, noise: NoiseModel, generator: torch.Generator | None = None
-) -> Iterator[None]:
+def perturbed(model: nn.Module, noise: NoiseModel, generator: torch.Generator | None = None) -> Iterator[None]:
     """EVALUATION: one noisy draw written in place into the weights (no grad inside); the exact
     clean weights are restored on exit, also when the body raises."""
     deployed = Deployed(model, noise)
     try:
         with torch.no_grad():
-            deployed.write(noise, generator)
+            deployed.write(deployed.samplers(noise), generator)
             yield
     finally:
         deployed.restore()

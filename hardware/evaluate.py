@@ -12,14 +12,16 @@ import torch
 from torch import Tensor, nn
 
 from hardware.apply import Deployed, draw_generator
-from hardware.noise.base import NoiseModel
+from hardware.noise.base import NoiseModel, Sampler
 
-Path = Literal["auto", "loop", "batched"]
+EvalPath = Literal["auto", "loop", "batched"]
 
 DEFAULT_PATH: dict[str, Literal["loop", "batched"]] = {"cpu": "loop", "cuda": "batched"}
-"""Per device type: `loop` writes draw k into the weights and runs the normal forward; `batched`
-runs `draw_batch` draws in one vmapped forward over stacked weights. CPU: measured by
-bench/mc_eval.py (the loop wins). CUDA: not measured yet; batching amortizes kernel launches."""
+"""Per device type: `loop` writes draw k into the weights in place and runs the normal forward;
+`batched` runs `draw_batch` draws in one torch.func.vmap forward over stacked weights (the same draws).
+CPU: bench/mc_eval.py measured the loop 1.5x (LeNet) to 2.2x (ResNet-20) faster. CUDA: not measured
+yet (no GPU at hand); batched is the default because small models there are bound by kernel launches,
+which batching amortizes. Run bench/mc_eval.py --device cuda and change this where it says otherwise."""
 
 Batches = list[tuple[Tensor, Tensor]]
 
@@ -54,9 +56,12 @@ class CurvePoint:
 
 @dataclass
 class RobustnessCurve:
-    """Accuracy vs noise scale. `auc` = trapezoid area under the mean accuracy over the scales,
-    divided by the scale range: the average accuracy over [min scale, max scale] (a single scale:
-    its mean)."""
+    """Accuracy vs noise scale.
+
+    `noise`: the noise model's fields except sigma (the scale axis). `auc`: the trapezoid area under
+    the mean accuracy over the scales divided by the scale range, i.e. the average accuracy over
+    [min scale, max scale] (with a single scale: its mean).
+    """
 
     noise: dict[str, Any]
     seed: int
@@ -95,9 +100,7 @@ class RobustnessCurve:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RobustnessCurve:
         points = [
-            CurvePoint(
-                p["scale"], list(p["accuracies"]), p["mean"], _nan(p["std"]), _nan(p["ci95"]), p["min"]
-            )
+            CurvePoint(p["scale"], list(p["accuracies"]), p["mean"], _nan(p["std"]), _nan(p["ci95"]), p["min"])
             for p in data["points"]
         ]
         return cls(dict(data["noise"]), int(data["seed"]), points)
@@ -123,8 +126,7 @@ def area_under_curve(scales: Sequence[float], values: Sequence[float]) -> float:
     if len(scales) == 1:
         return float(values[0])
     area = sum(
-        (s1 - s0) * (v0 + v1) / 2
-        for s0, s1, v0, v1 in zip(scales, scales[1:], values, values[1:], strict=False)
+        (s1 - s0) * (v0 + v1) / 2 for s0, s1, v0, v1 in zip(scales, scales[1:], values, values[1:], strict=False)
     )
     return area / (scales[-1] - scales[0])
 
@@ -137,11 +139,17 @@ def as_batches(loader: Iterable[tuple[Tensor, Tensor]], device: torch.device) ->
     return [(x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader]
 
 
-def _correct(model: nn.Module, batches: Batches) -> int:
-    correct = torch.zeros((), dtype=torch.long, device=batches[0][1].device)
-    for x, y in batches:
-        correct += (model(x).argmax(-1) == y).sum()  # no sync per batch
-    return int(correct)
+def _correct(model: nn.Module, xs: list[Tensor], y: Tensor) -> int:
+    """Correct predictions over all batches, with one sync (few small ops: they count on tiny models)."""
+    logits = torch.cat([model(x) for x in xs]) if len(xs) > 1 else model(xs[0])  # (N, classes)
+    return int((logits.argmax(-1) == y).sum())
+
+
+def _total(batches: Batches) -> int:
+    total = sum(len(y) for _, y in batches)
+    if total == 0:
+        raise ValueError("the loader yielded no examples")
+    return total
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -155,7 +163,7 @@ def accuracy(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float
     model.eval()
     try:
         batches = as_batches(loader, _device(model))
-        return _correct(model, batches) / sum(len(y) for _, y in batches)
+        return _correct(model, [x for x, _ in batches], torch.cat([y for _, y in batches])) / _total(batches)
     finally:
         model.train(was_training)
 
@@ -167,34 +175,39 @@ class _Evaluator:
         self, model: nn.Module, batches: Batches, noise: NoiseModel, seed: int, path: str, draw_batch: int
     ) -> None:
         self.model, self.batches, self.seed, self.draw_batch = model, batches, seed, draw_batch
-        self.total = sum(len(y) for _, y in batches)
+        self.xs, self.y = [x for x, _ in batches], torch.cat([y for _, y in batches])  # (N,)
+        self.total = _total(batches)
         self.device = _device(model)
         self.path = DEFAULT_PATH.get(self.device.type, "loop") if path == "auto" else path
         self.deployed = Deployed(model, noise)
 
     def clean(self) -> float:
         self.deployed.restore()
-        return _correct(self.model, self.batches) / self.total
+        return _correct(self.model, self.xs, self.y) / self.total
 
-    def draws(self, noise: NoiseModel, ks: range) -> list[float]:
+    def draws(self, samplers: dict[str, Sampler], ks: range) -> list[float]:
+        """The accuracies of draws `ks` (draw k from `draw_generator(seed, k)`)."""
         if self.path == "loop":
             accs = []
             for k in ks:
-                self.deployed.write(noise, draw_generator(self.seed, k, self.device))
-                accs.append(_correct(self.model, self.batches) / self.total)
+                self.deployed.write(samplers, draw_generator(self.seed, k, self.device))
+                accs.append(_correct(self.model, self.xs, self.y) / self.total)
             return accs
         accs = []
         for start in range(ks.start, ks.stop, self.draw_batch):
-            chunk = range(start, min(start + self.draw_batch, ks.stop))
-            accs += self._batched(noise, chunk)
+            accs += self._batched(samplers, range(start, min(start + self.draw_batch, ks.stop)))
         return accs
 
-    def _batched(self, noise: NoiseModel, ks: range) -> list[float]:
-        """len(ks) draws in one vmapped forward per data batch (same draws as the loop path)."""
+    def _batched(self, samplers: dict[str, Sampler], ks: range) -> list[float]:
+        """len(ks) draws in one vmapped forward per data batch (the same draws as the loop path)."""
         from torch.func import functional_call, vmap
 
-        samples = [self.deployed.sample(noise, draw_generator(self.seed, k, self.device)) for k in ks]
-        stacked = {name: torch.stack([s[name] for s in samples]) for name in samples[0]}  # (K, *w.shape)
+        clean = self.deployed.clean
+        stacked = {name: w.new_empty((len(ks), *w.shape)) for name, w in clean.items()}  # (K, *w.shape)
+        for i, k in enumerate(ks):
+            generator = draw_generator(self.seed, k, self.device)
+            for name, draw in samplers.items():
+                draw(stacked[name][i], generator)
 
         def forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
             return functional_call(self.model, params, (x,))
@@ -218,7 +231,7 @@ def robustness_curve(
     target_ci: float | None = None,
     max_samples: int | None = None,
     *,
-    path: Path = "auto",
+    path: EvalPath = "auto",
     draw_batch: int = 8,
 ) -> RobustnessCurve:
     """Accuracy of `model` on `loader` at each noise scale (`noise.with_sigma(scale)`) over Monte
@@ -248,19 +261,20 @@ def robustness_curve(
             if m.is_identity:
                 accs = [evaluator.clean()]
             elif m.is_deterministic:
-                accs = evaluator.draws(m, range(1))
+                accs = evaluator.draws(evaluator.deployed.samplers(m), range(1))
             else:
-                accs = evaluator.draws(m, range(samples))
+                samplers = evaluator.deployed.samplers(m)
+                accs = evaluator.draws(samplers, range(samples))
                 step = 1 if evaluator.path == "loop" else draw_batch
                 while target_ci is not None and len(accs) < limit:
                     if CurvePoint.from_accuracies(scale, accs, False).ci95 <= target_ci:
                         break
-                    accs += evaluator.draws(m, range(len(accs), min(len(accs) + step, limit)))
+                    accs += evaluator.draws(samplers, range(len(accs), min(len(accs) + step, limit)))
             points.append(CurvePoint.from_accuracies(scale, accs, m.is_deterministic))
     finally:
         evaluator.deployed.restore()
         model.train(was_training)
-    return RobustnessCurve(noise.model_dump(mode="json"), seed, points)
+    return RobustnessCurve(noise.model_dump(mode="json", exclude={"sigma"}), seed, points)
 
 
 def format_curve_table(curve: RobustnessCurve) -> str:
@@ -272,7 +286,5 @@ def format_curve_table(curve: RobustnessCurve) -> str:
             f"{p.scale:>8.4g}  {p.n_draws:>5d}  {100 * p.mean:>7.2f}  {100 * p.std:>6.2f}  "
             f"{100 * p.ci95:>7.2f}  {100 * p.min:>7.2f}"
         )
-    lines.append(
-        f"noise {noise}, seed {curve.seed}: AUC (mean accuracy over the scales) {100 * curve.auc:.2f}%"
-    )
+    lines.append(f"noise {noise}, seed {curve.seed}: AUC (mean accuracy over the scales) {100 * curve.auc:.2f}%")
     return "\n".join(lines)

@@ -15,16 +15,10 @@ from torch.func import functional_call
 import hardware
 from hardware.noise.base import NoiseModel
 from methods.base import METHODS, Method, StepOutput
-from methods.consistency import frozen_batchnorm_stats
+from methods.consistency import frozen_batchnorm_stats, kl_divergence
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 """Layers whose parameters the adversary leaves alone (they are digital on the chip)."""
-
-
-def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(p) || softmax(q)) of logits (B, classes), averaged over the batch."""
-    log_p, log_q = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)  # (B, classes)
-    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
 
 
 @METHODS.add
@@ -92,10 +86,10 @@ class Adversarial(Method):
                 star = {n: (p.detach() + scale[n] * coef[n]).requires_grad_() for n, p in params.items()}
                 kl = kl_divergence(target, functional_call(model, star, (x,)))
                 grads = torch.autograd.grad(kl, list(star.values()))
-                history.append(kl.item())
+                history.append(kl.detach())
                 for c, g in zip(coef.values(), grads, strict=True):
                     c.add_(step * g.sign())
-        return coef, history
+        return coef, torch.stack(history).tolist()  # one device sync, not one per step
 
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: NoiseModel) -> StepOutput:
         if self.forward_noise:
@@ -114,4 +108,5 @@ class Adversarial(Method):
             star_logits = functional_call(model, star, (x,))  # (B, classes)
         kl = kl_divergence(clean_logits, star_logits)
         loss = ce + self.beta * kl
-        return StepOutput(loss, logits, {"ce": ce.item(), "kl": kl.item()})
+        ce_value, kl_value = torch.stack([ce, kl]).tolist()  # one device sync
+        return StepOutput(loss, logits, {"ce": ce_value, "kl": kl_value})

@@ -1,5 +1,5 @@
-"""CorrectNet's error-compensation modules: small residual corrections after chosen stages of a
-`StagedModel`, identity at initialization.
+"""CorrectNet's error-compensation modules: small residual corrections on the output of chosen
+conv / linear layers (before their normalization and activation), identity at initialization.
 
 They run DIGITALLY on the chip: their weights are plain Parameters used with F.conv2d / F.linear
 inside modules that are not nn.Conv2d / nn.Linear, so `hardware.noisy_parameters` (which collects
@@ -45,26 +45,26 @@ class LinearCompensation(nn.Module):
         return h + F.linear(F.linear(h, self.down), self.up, self.bias)  # (B, D)
 
 
-class CompensatedStage(nn.Module):
-    """A stage followed by its compensation module; `spec` rebuilds it."""
+class CompensatedLayer(nn.Module):
+    """An analog layer followed by its compensation module; `spec` rebuilds it."""
 
-    def __init__(self, stage: nn.Module, spec: Spec) -> None:
+    def __init__(self, layer: nn.Module, spec: Spec) -> None:
         super().__init__()
-        self.stage = stage
+        self.layer = layer
         self.compensation = build_compensation(spec)
         self.spec = dict(spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.compensation(self.stage(x))
+        return self.compensation(self.layer(x))
 
 
-def spec_for(shape: tuple[int, ...], rank: int) -> Spec:
-    """The module for a stage output of shape (C, H, W) (1x1 conv) or (D,) (rank-r linear)."""
-    if len(shape) == 3:
-        return {"kind": "conv", "width": shape[0]}
-    if len(shape) == 1:
-        return {"kind": "linear", "width": shape[0], "rank": min(rank, shape[0])}
-    raise ValueError(f"compensation: stage outputs of shape {shape} are not supported; allowed: (C, H, W), (D,)")
+def spec_for(layer: nn.Module, rank: int) -> Spec:
+    """The module after `layer`: a 1x1 conv after a Conv2d, a rank-r linear after a Linear."""
+    if isinstance(layer, nn.Conv2d):
+        return {"kind": "conv", "width": layer.out_channels}
+    if isinstance(layer, nn.Linear):
+        return {"kind": "linear", "width": layer.out_features, "rank": min(rank, layer.out_features)}
+    raise ValueError(f"compensation: cannot follow a {type(layer).__name__}; allowed: Conv2d, Linear")
 
 
 def build_compensation(spec: Spec) -> nn.Module:
@@ -82,30 +82,34 @@ def spec_parameters(spec: Spec) -> int:
 
 
 def insert(model: nn.Module, placement: dict[str, Spec]) -> nn.Module:
-    """Wrap each named stage of the StagedModel `model` in a `CompensatedStage` (in place)."""
-    unknown = set(placement) - set(model.stages.keys())
-    if unknown:
-        raise ValueError(f"compensation: unknown stage(s) {sorted(unknown)}; allowed: {', '.join(model.stages)}")
+    """Wrap each named layer of `model` in a `CompensatedLayer` (in place; names as in named_modules)."""
+    modules = dict(model.named_modules())
     device = next(model.parameters()).device
     for name, spec in placement.items():
-        if isinstance(model.stages[name], CompensatedStage):
-            raise ValueError(f"compensation: stage {name!r} already has a compensation module")
-        model.stages[name] = CompensatedStage(model.stages[name], spec).to(device)
+        layer = modules.get(name)
+        if layer is None or not name:
+            raise ValueError(f"compensation: {name!r} is not a layer of the model")
+        if isinstance(layer, CompensatedLayer):
+            raise ValueError(f"compensation: layer {name!r} already has a compensation module")
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, CompensatedLayer(layer, spec).to(device))
     return model
 
 
 def strip(model: nn.Module) -> nn.Module:
     """Remove every compensation module (in place): the bare backbone again."""
-    for name, stage in list(model.stages.items()):
-        if isinstance(stage, CompensatedStage):
-            model.stages[name] = stage.stage
+    for name in list(placement_of(model)):
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, model.get_submodule(name).layer)
     return model
 
 
 def placement_of(model: nn.Module) -> dict[str, Spec]:
-    """Stage name -> spec of every compensation module in `model`, in stage order."""
-    return {n: dict(s.spec) for n, s in model.stages.items() if isinstance(s, CompensatedStage)}
+    """Layer name -> spec of every compensation module in `model`, in module order."""
+    return {n: dict(m.spec) for n, m in model.named_modules() if isinstance(m, CompensatedLayer)}
 
 
 def compensation_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for s in model.stages.values() if isinstance(s, CompensatedStage) for p in s.compensation.parameters()]
+    return [
+        p for m in model.modules() if isinstance(m, CompensatedLayer) for p in m.compensation.parameters()
+    ]

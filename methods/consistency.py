@@ -32,14 +32,19 @@ def frozen_batchnorm_stats(model: nn.Module) -> Iterator[None]:
             m.track_running_stats = True
 
 
+def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(p) || softmax(q)) of logits (B, classes), averaged over the batch."""
+    log_p, log_q = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)  # (B, classes)
+    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
+
+
 def _distance(kind: str, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """D(noisy, clean) of two (B, ...) tensors, averaged over the batch."""
     if kind == "mse":
         return F.mse_loss(noisy, clean)  # mean over every element
     if kind == "cosine":
         return (1 - F.cosine_similarity(noisy.flatten(1), clean.flatten(1), dim=1)).mean()
-    # kl: KL(softmax(clean) || softmax(noisy)) of logits (B, classes)
-    return F.kl_div(F.log_softmax(noisy, 1), F.log_softmax(clean, 1), reduction="batchmean", log_target=True)
+    return kl_divergence(clean, noisy)  # kl of logits (B, classes)
 
 
 @METHODS.add
@@ -77,7 +82,9 @@ class Consistency(Method):
     def passes(self) -> tuple[int, int]:
         return (2, 1 if self.detach_clean else 2)
 
-    def _features(self, model: nn.Module, x: torch.Tensor, taps: list[str]):
+    def _features(
+        self, model: nn.Module, x: torch.Tensor, taps: list[str]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.distance == "kl":
             return model(x), {}
         return model.forward_features(x, taps)  # (B, classes), {stage: (B, ...)}
@@ -96,7 +103,6 @@ class Consistency(Method):
             per_tap = {t: _distance(self.distance, noisy[t], clean[t]) for t in taps}
         consistency = torch.stack(list(per_tap.values())).sum()
         loss = ce + self.weight * consistency
-        terms = {"ce": ce.item(), "consistency": consistency.item()}
-        if self.distance != "kl":
-            terms.update({f"consistency/{t}": d.item() for t, d in per_tap.items()})
-        return StepOutput(loss, logits, terms)
+        names = ["ce", "consistency"] + ([f"consistency/{t}" for t in per_tap] if self.distance != "kl" else [])
+        values = torch.stack([ce, consistency, *per_tap.values()]).tolist()  # one device sync
+        return StepOutput(loss, logits, dict(zip(names, values, strict=False)))

@@ -3,7 +3,7 @@ digital error-compensation modules after layers chosen by a reinforcement-learni
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +16,7 @@ from methods import compensation
 from methods.base import METHODS
 from methods.lipschitz import Lipschitz
 from methods.placement_agent import Placement, reinforce
-
-if TYPE_CHECKING:
-    from methods.train import TrainContext
+from methods.train import TrainContext, derive_seed
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -28,10 +26,10 @@ class CorrectNet(Lipschitz):
     """Phase 1 (the training epochs): the `lipschitz` loss, unchanged.
 
     Phase 2 (`after_training`): the backbone is frozen (eval mode: BatchNorm statistics fixed).
-    A REINFORCE agent (`methods.placement_agent`) picks a subset of the candidate stages; each
-    placement gets compensation modules (`methods.compensation`: residual 1x1 conv on (C, H, W)
-    outputs, rank-r linear on (D,) outputs, identity at init) trained for `episode_batches` batches
-    under the training noise, and its reward is
+    A REINFORCE agent (`methods.placement_agent`) picks a subset of the candidate layers; each
+    placement gets compensation modules on those layers' outputs (`methods.compensation`: residual
+    1x1 conv after a Conv2d, rank-r linear after a Linear, identity at init) trained for
+    `episode_batches` batches under the training noise, and its reward is
 
         R = val accuracy under the training noise (eval_draws draws, common random numbers)
             - param_cost * added parameters.
@@ -47,7 +45,8 @@ class CorrectNet(Lipschitz):
 
     name: Literal["correctnet"] = "correctnet"
     candidates: list[str] | None = Field(None, min_length=1)
-    """Stages after which a compensation module may go; None: every stage of the model."""
+    """Layers (names as in `model.named_modules()`) after which a module may go; None: every noisy
+    Conv2d / Linear layer under the training noise model."""
     rank: int = Field(16, ge=1)
     """Rank of the linear compensation U V h (capped at the feature width)."""
     param_cost: float = Field(1e-6, ge=0)
@@ -56,11 +55,12 @@ class CorrectNet(Lipschitz):
     """REINFORCE episodes (sampled placements) of the agent."""
     policy_lr: float = Field(0.5, gt=0)
     """Learning rate of the policy logits (on reward-normalized advantages)."""
-    episode_batches: int = Field(20, ge=1)
-    """Training batches of the compensation modules when a placement is scored."""
-    eval_draws: int = Field(3, ge=1)
+    episode_batches: int = Field(50, ge=1)
+    """Training batches of the compensation modules when a placement is scored (the same batches for
+    every placement; the loader starts over if it is shorter)."""
+    eval_draws: int = Field(5, ge=1)
     """Noise draws of the validation accuracy in a reward (common random numbers)."""
-    compensation_lr: float = Field(1e-3, gt=0)
+    compensation_lr: float = Field(3e-3, gt=0)
     """Adam learning rate of the compensation modules."""
     final_epochs: int = Field(2, ge=0)
     """Epochs over the training split for the chosen placement's final compensation modules."""
@@ -88,35 +88,29 @@ class CorrectNet(Lipschitz):
     # ------------------------------------------------------------------------ the second phase
 
     def after_training(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
-        from methods.train import derive_seed
-
-        if not hasattr(model, "stages"):
-            raise ValueError("correctnet needs a StagedModel (its compensation goes after named stages)")
-        candidates = list(self.candidates if self.candidates is not None else model.stage_names)
-        unknown = sorted(set(candidates) - set(model.stage_names))
-        if unknown:
-            raise ValueError(f"method.candidates: unknown stage(s) {unknown}; allowed: {', '.join(model.stage_names)}")
-
+        layers = dict(model.named_modules())
+        candidates = self.candidate_layers(model, ctx.noise)
         was_training = model.training
         model.eval()
         trainable = [p for p in model.parameters() if p.requires_grad]
         for p in trainable:
             p.requires_grad_(False)
         batches = _take(ctx.train_loader, self.episode_batches, ctx.device)
-        shapes = model.stage_shapes(tuple(batches[0][0].shape[1:]))
-        specs = {c: compensation.spec_for(shapes[c], self.rank) for c in candidates}
+        specs = {c: compensation.spec_for(layers[c], self.rank) for c in candidates}
         seed = derive_seed(ctx.seed, 0xC0)
         cache: dict[Placement, float] = {}
 
         def reward(placement: Placement) -> float:
             if placement not in cache:
-                chosen = {c: specs[c] for c, on in zip(candidates, placement) if on}
+                chosen = {c: specs[c] for c, on in zip(candidates, placement, strict=True) if on}
                 torch.manual_seed(seed)  # the same initial modules for every placement
                 compensation.insert(model, chosen)
                 self._fit(model, [batches], ctx.noise, seed)
                 acc = self._noisy_val_acc(model, ctx)
                 compensation.strip(model)
-                cache[placement] = acc - self.param_cost * sum(map(compensation.spec_parameters, chosen.values()))
+                cache[placement] = acc - self.param_cost * sum(
+                    map(compensation.spec_parameters, chosen.values())
+                )
             return cache[placement]
 
         before = self._noisy_val_acc(model, ctx)
@@ -137,11 +131,24 @@ class CorrectNet(Lipschitz):
             "added_params": sum(p.numel() for p in compensation.compensation_parameters(model)),
             "reward_history": list(search.rewards),
             "choices": [search.names(c) for c in search.choices],
-            "probabilities": dict(zip(candidates, search.probabilities)),
+            "probabilities": dict(zip(candidates, search.probabilities, strict=True)),
             "val_noisy_acc_before": before,
             "val_noisy_acc_after": after,
         }
         return model
+
+    def candidate_layers(self, model: nn.Module, noise: NoiseModel) -> list[str]:
+        """`candidates`, or the noisy Conv2d / Linear layers of `model` under `noise` (module order)."""
+        allowed = [n for n, m in hardware.noisy_layers(model, noise) if isinstance(m, (nn.Conv2d, nn.Linear))]
+        if self.candidates is None:
+            return allowed
+        unknown = [c for c in self.candidates if c not in allowed]
+        if unknown:
+            raise ValueError(
+                f"method.candidates: {unknown} are not noisy conv/linear layers; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        return [n for n in allowed if n in self.candidates]
 
     def _fit(self, model: nn.Module, epochs: list, noise: NoiseModel, seed: int) -> None:
         """Train only the compensation modules under `noise` (draws from `seed`), one pass per element
@@ -163,13 +170,15 @@ class CorrectNet(Lipschitz):
 
     def _noisy_val_acc(self, model: nn.Module, ctx: TrainContext) -> float:
         sigma = ctx.noise.sigma
-        curve = hardware.robustness_curve(model, ctx.val_loader, ctx.noise, [sigma], self.eval_draws, ctx.eval_seed)
+        curve = hardware.robustness_curve(
+            model, ctx.val_loader, ctx.noise, [sigma], self.eval_draws, ctx.eval_seed
+        )
         return curve.points[0].mean
 
     # ------------------------------------------------------------------ checkpoint round trip
 
     def architecture(self, model: nn.Module) -> dict:
-        placement = compensation.placement_of(model) if hasattr(model, "stages") else {}
+        placement = compensation.placement_of(model)
         return {"compensation": placement} if placement else {}
 
     def rebuild(self, model: nn.Module, architecture: dict) -> nn.Module:
@@ -177,10 +186,11 @@ class CorrectNet(Lipschitz):
 
 
 def _take(loader, n: int, device: torch.device) -> Batches:
-    """The first `n` batches of `loader` on `device` (fewer if it is shorter)."""
+    """`n` batches of `loader` on `device`, starting over at its end if it is shorter."""
     batches: Batches = []
-    for x, y in loader:
-        batches.append((x.to(device), y.to(device)))
-        if len(batches) == n:
-            break
+    while len(batches) < n:
+        for x, y in loader:
+            batches.append((x.to(device), y.to(device)))
+            if len(batches) == n:
+                break
     return batches

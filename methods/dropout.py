@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -26,7 +25,11 @@ class StageDropout:
         self.p = p
 
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        return F.dropout(output, self.p, module.training)
+        if not module.training or self.p == 0:
+            return output
+        # = F.dropout(output, p), but a uniform draw is ~3x faster on CPU than F.dropout's bernoulli_
+        scale = (torch.rand_like(output) >= self.p) * (1 / (1 - self.p))  # (*output.shape), no grad
+        return output * scale
 
 
 def _stages(model: nn.Module) -> list[nn.Module]:
@@ -50,11 +53,12 @@ class Dropout(Baseline):
     """Probability of zeroing a hidden activation during training (Buechel et al.: 0.3)."""
 
     def prepare(self, model: nn.Module) -> nn.Module:
+        model = self.after_training(model, None)  # idempotent: never two dropouts on a stage
         for stage in _stages(model):
             stage.register_forward_hook(StageDropout(self.p))
         return model
 
-    def after_training(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
+    def after_training(self, model: nn.Module, ctx: TrainContext | None) -> nn.Module:
         for stage in _stages(model):
             for key in [k for k, hook in stage._forward_hooks.items() if isinstance(hook, StageDropout)]:
                 del stage._forward_hooks[key]

@@ -24,21 +24,6 @@ EXITS = "nft_exits"
 """Attribute of the model holding the IRS side exits during training (removed by `after_training`)."""
 
 
-def stage_width(stage: nn.Module) -> tuple[int, bool]:
-    """(channels or features, spatial?) of a stage's output, read off its last conv / BN / linear
-    layer in module order: the exits are built in `prepare`, before any data is seen."""
-    for m in reversed(list(stage.modules())):
-        if isinstance(m, nn.Conv2d):
-            return m.out_channels, True
-        if isinstance(m, nn.BatchNorm2d):
-            return m.num_features, True
-        if isinstance(m, nn.Linear):
-            return m.out_features, False
-        if isinstance(m, nn.BatchNorm1d):
-            return m.num_features, False
-    raise ValueError("nft: cannot tell a stage's output width (no conv, BatchNorm or linear layer in it)")
-
-
 def _noisy(weight: torch.Tensor, noise: NoiseModel) -> torch.Tensor:
     """w + stopgrad(w~ - w), one fresh draw (as `hardware.noisy_weights` does for the backbone)."""
     if noise.is_identity:
@@ -50,29 +35,58 @@ class IRSExit(nn.Module):
     """AdaptiveAvgPool(s x s) -> FC(hidden) -> ReLU -> FC(classes) with its own weight noise.
 
     The weights are plain Parameters (not nn.Linear) so the backbone's noise, digital first/last
-    layer and evaluation never touch them; the exit draws its own noise in `forward`. The pool side
-    is s = max(1, floor(sqrt(features / C))): the reference's 6 / 4 / 3 for 64 / 128 / 256 channels.
+    layer and evaluation never touch them; the exit draws its own noise in `forward`.
+    Pool side s = min(max(1, floor(sqrt(features / C))), H, W) for a (C, H, W) stage output: the
+    reference's 6 / 4 / 3 for 64 / 128 / 256 channels, never more cells than the map has; a flat
+    (D,) output is used as it is. The first FC is sized by `build` on the first batch (the model does
+    not know its input shape before), before any optimizer step, so optimizers see the final shape;
+    a state dict of a built exit resizes an unbuilt one on load (resuming a run).
     """
 
-    def __init__(self, width: int, spatial: bool, features: int, hidden: int, num_classes: int) -> None:
+    def __init__(self, features: int, hidden: int, num_classes: int) -> None:
         super().__init__()
-        self.pool = max(1, math.isqrt(features // width)) if spatial else None
-        self.in_features = width * self.pool**2 if spatial else width
-        self.weight1 = nn.Parameter(torch.empty(hidden, self.in_features))
+        self.features = features
+        self.weight1 = nn.Parameter(torch.empty(hidden, 0))  # (hidden, in_features) once built
         self.bias1 = nn.Parameter(torch.zeros(hidden))
         self.weight2 = nn.Parameter(torch.empty(num_classes, hidden))
         self.bias2 = nn.Parameter(torch.zeros(num_classes))
-        for w in (self.weight1, self.weight2):  # as the reference: He init, fan-out
-            nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+        self.side = 0  # s of the pooling; 0: a flat input, no pooling
+        nn.init.kaiming_normal_(self.weight2, mode="fan_out", nonlinearity="relu")  # as the reference
+        self.register_load_state_dict_pre_hook(_resize_on_load)
+
+    @property
+    def built(self) -> bool:
+        return self.weight1.shape[1] > 0
+
+    def build(self, shape: tuple[int, ...]) -> None:
+        """Size the first FC for stage outputs of shape (C, H, W) or (D,) (without batch)."""
+        if len(shape) == 3:
+            c, h, w = shape
+            self.side = min(max(1, math.isqrt(self.features // c)), h, w)
+            in_features = c * self.side * self.side
+        else:
+            self.side, in_features = 0, math.prod(shape)
+        weight = self.weight2.new_empty(self.weight1.shape[0], in_features)
+        self.weight1.data = nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+
+    def get_extra_state(self) -> dict:
+        return {"side": self.side}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.side = int(state["side"])
 
     def forward(self, h: torch.Tensor, noise: NoiseModel) -> torch.Tensor:
-        if self.pool is not None:
-            h = F.adaptive_avg_pool2d(h, self.pool)  # (B, C, s, s)
+        if self.side:
+            h = F.adaptive_avg_pool2d(h, self.side)  # (B, C, s, s)
         h = h.flatten(1)  # (B, in_features)
-        if h.shape[1] != self.in_features:
-            raise ValueError(f"nft: exit expects {self.in_features} features, the stage gave {h.shape[1]}")
         h = F.relu(F.linear(h, _noisy(self.weight1, noise), self.bias1))  # (B, hidden)
         return F.linear(h, _noisy(self.weight2, noise), self.bias2)  # (B, classes)
+
+
+def _resize_on_load(module: IRSExit, state_dict: dict, prefix: str, *args) -> None:
+    saved = state_dict.get(prefix + "weight1")
+    if saved is not None and saved.shape != module.weight1.shape:
+        module.weight1.data = module.weight2.new_empty(saved.shape)
 
 
 @METHODS.add
@@ -109,7 +123,8 @@ class NFT(Method):
     exit_hidden: int = Field(512, ge=1)
     """IRS: width of the exits' hidden layer (paper: 512)."""
     exit_features: int = Field(2304, ge=1)
-    """IRS: target flattened size after the exit's pooling (sets s; the reference's exits: 2,048-2,304)."""
+    """IRS: target flattened size after an exit's pooling, which sets its pool side s (see `IRSExit`;
+    the reference's exits: 2,048-2,304)."""
 
     @property
     def uses_ovf(self) -> bool:
@@ -120,26 +135,35 @@ class NFT(Method):
         return self.variant in ("irs", "both")
 
     def passes(self) -> tuple[int, int]:
-        n = 1 + len(self.ovf_offsets) * self.uses_ovf  # the exits are small next to the backbone
+        """1, + 1 per OVF forward, + 2 for the IRS exits: at the paper's size (FC 512) they cost about
+        1.7 LeNet passes on 8x8 digits and 0.25 ResNet-20 passes on CIFAR (bench/method_cost.py), so
+        2 bounds them on the zoo's models."""
+        n = 1 + len(self.ovf_offsets) * self.uses_ovf + 2 * self.uses_irs
         return (n, n)
 
     def exit_names(self, model: nn.Module) -> list[str]:
         if not hasattr(model, "stage_names"):
-            raise ValueError("method.variant='irs' needs a StagedModel (exits hang on named stages); use 'ovf'")
+            raise ValueError(
+                "method.variant='irs' needs a StagedModel (exits hang on named stages); use 'ovf'"
+            )
         names = list(self.exit_stages if self.exit_stages is not None else model.stage_names[:-1])
         unknown = sorted(set(names) - set(model.stage_names))
         if unknown:
-            raise ValueError(f"method.exit_stages: unknown stage(s) {unknown}; allowed: {', '.join(model.stage_names)}")
+            raise ValueError(
+                f"method.exit_stages: unknown stage(s) {unknown}; allowed: {', '.join(model.stage_names)}"
+            )
         if not names:
-            raise ValueError("method.variant='irs' needs a model with at least two stages (or set method.exit_stages)")
+            raise ValueError(
+                "method.variant='irs' needs a model with at least two stages (or set method.exit_stages)"
+            )
         return [n for n in model.stage_names if n in names]  # shallowest first
 
     def prepare(self, model: nn.Module) -> nn.Module:
         if self.uses_irs:
-            exits = {}
-            for name in self.exit_names(model):
-                width, spatial = stage_width(model.stages[name])
-                exits[name] = IRSExit(width, spatial, self.exit_features, self.exit_hidden, model.num_classes)
+            exits = {
+                n: IRSExit(self.exit_features, self.exit_hidden, model.num_classes)
+                for n in self.exit_names(model)
+            }
             model.add_module(EXITS, nn.ModuleDict(exits))
         return model
 
@@ -147,9 +171,13 @@ class NFT(Method):
         exits: nn.ModuleDict | None = getattr(model, EXITS, None)
         if self.uses_irs and exits is None:
             raise ValueError("nft: the model has no IRS exits; call method.prepare(model) before training")
+        if self.uses_irs and not all(e.built for e in exits.values()):
+            shapes = model.stage_shapes(tuple(x.shape[1:]))  # one dry run, on the first batch
+            for stage, exit_ in exits.items():
+                exit_.build(shapes[stage])
         with hardware.noisy_weights(model, noise):
-            if self.uses_irs:
-                logits, feats = model.forward_features(x, list(exits.keys()))  # (B, classes), {stage: (B, ...)}
+            if self.uses_irs:  # logits (B, classes), feats {stage: (B, ...)}
+                logits, feats = model.forward_features(x, list(exits.keys()))
             else:
                 logits = model(x)  # (B, classes)
 

@@ -45,7 +45,7 @@ class SearchResult:
         return [sum(c[i] for c in chosen) / len(chosen) for i in range(len(self.candidates))]
 
     def names(self, placement: Placement) -> list[str]:
-        return [c for c, chosen in zip(self.candidates, placement) if chosen]
+        return [c for c, chosen in zip(self.candidates, placement, strict=True) if chosen]
 
 
 def reinforce(

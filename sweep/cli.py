@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "eval", "list")
+COMMANDS = ("train", "eval", "run", "report", "list")
 
 
 class CommandError(Exception):

@@ -156,15 +156,20 @@ def parse_overrides(pairs: list[str]) -> list[tuple[list[str], Any]]:
     return parsed
 
 
+def set_key(raw: dict[str, Any], path: list[str], value: Any, where: str = "--set") -> None:
+    """raw[path[0]][path[1]]... = value, creating mappings on the way."""
+    node = raw
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where} {'.'.join(path)}: {part!r} is not a mapping")
+        node = child
+    node[path[-1]] = value
+
+
 def apply_overrides(raw: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
     for path, value in parse_overrides(pairs):
-        node = raw
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {'.'.join(path)}: {part!r} is not a mapping")
-            node = child
-        node[path[-1]] = value
+        set_key(raw, path, value)
     return raw
 
 
@@ -190,8 +195,14 @@ def validate(cls: type[BaseModel], raw: dict[str, Any]) -> Any:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    raw = apply_overrides(read_yaml(path), overrides or [])
-    return validate(ExperimentConfig, raw)
+    """The experiment of a config file; its `sweep:` section, if any, is checked and ignored."""
+    from sweep.sweep_config import build_sweep, split_raw
+
+    base, section = split_raw(apply_overrides(read_yaml(path), overrides or []))
+    cfg = validate(ExperimentConfig, base)
+    if section is not None:
+        build_sweep(base, section, Path(path).stem)
+    return cfg
 
 
 # ------------------------------------------------------------------------------ error formatting

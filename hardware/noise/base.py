@@ -8,12 +8,16 @@ Monte Carlo evaluation (one instance per draw, see `hardware.evaluate.robustness
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 
 import torch
 from pydantic import Field, ValidationError
 from torch import Tensor
 
 from hardware.registry import Plugin, PluginRegistry
+
+Sampler = Callable[[Tensor, "torch.Generator | None"], None]
+"""``draw(out, generator)``: write one noisy instance of a fixed clean weight into `out`."""
 
 
 class NoiseModel(Plugin):
@@ -30,10 +34,16 @@ class NoiseModel(Plugin):
     def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
         """n noisy instances of `weight`, shape (n, *weight.shape), same dtype and device, no grad."""
 
-    def sample_into(self, out: Tensor, weight: Tensor, generator: torch.Generator | None) -> None:
-        """Write one noisy instance of `weight` into `out` (the evaluation fast path); the same numbers
-        as ``sample(weight, 1, generator)[0]``. Subclasses may override it to save allocations."""
-        out.copy_(self.sample(weight, 1, generator)[0])
+    def sampler(self, weight: Tensor) -> Sampler:
+        """The evaluation fast path: ``draw(out, generator)`` writes one noisy instance of `weight` into
+        `out`, the same numbers as ``sample(weight, 1, generator)[0]``. Work that depends only on the
+        clean weight happens once, here; subclasses override it to save operations per draw."""
+        w = weight.detach()
+
+        def draw(out: Tensor, generator: torch.Generator | None) -> None:
+            out.copy_(self.sample(w, 1, generator)[0])
+
+        return draw
 
     @property
     def is_identity(self) -> bool:

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from hardware.noise.base import NOISE_MODELS, NoiseModel, standard_normal
+from hardware.noise.base import NOISE_MODELS, NoiseModel, Sampler, standard_normal
 
 PCM_PROG_COEFF = (0.26348, 1.9650, -1.1731)
 """aihwkit PCMLikeNoiseModel: programming-noise std (uS) as a polynomial of g / g_max, fitted at 25 uS."""
 PCM_G_MAX_REFERENCE = 25.0
+
+
+@dataclass
+class Mapping:
+    """One layer on the crossbar: what depends only on its clean weight."""
+
+    g_target: Tensor
+    """Programming targets, (P, S, *weight.shape)."""
+    w_max: Tensor
+    """max |w| of the layer (a scalar) or of each output channel (broadcastable to the weight)."""
+    sign: Tensor | None
+    """The sign of each weight when it is kept digitally (single-device mapping), else None."""
+    slice_w: Tensor
+    """Slice weights w_s, shaped to broadcast over (n, P, S, *weight.shape)."""
 
 
 @NOISE_MODELS.add
@@ -97,8 +112,7 @@ class Crossbar(NoiseModel):
         if self.bits_per_device is not None:
             if self.bits is None or self.bits % self.bits_per_device:
                 raise ValueError(
-                    f"bits_per_device must divide bits (got bits={self.bits}, "
-                    f"bits_per_device={self.bits_per_device})"
+                    f"bits_per_device must divide bits (got bits={self.bits}, bits_per_device={self.bits_per_device})"
                 )
         if self.p_stuck_off + self.p_stuck_on > 1:
             raise ValueError("p_stuck_off + p_stuck_on must be at most 1")
@@ -165,13 +179,47 @@ class Crossbar(NoiseModel):
             u = u.unsqueeze(0)  # (1, S, *shape)
         return u, w_max
 
-    def conductances(
-        self, weight: Tensor, n: int, generator: torch.Generator | None
-    ) -> tuple[Tensor, Tensor]:
+    def map(self, weight: Tensor) -> Mapping:
+        """What depends only on the clean weight: target conductances and the way back to weights."""
+        w = weight.detach()
+        u, w_max = self.levels(w)
+        shape = (1, 1, -1, *([1] * w.dim()))
+        return Mapping(
+            g_target=self.g_min + (self.g_max - self.g_min) * u,  # (P, S, *shape)
+            w_max=w_max,
+            sign=None if self.differential else torch.where(w < 0, -1.0, 1.0).to(w.dtype),
+            slice_w=self._slice_weights(w).view(shape),
+        )
+
+    def conductances(self, weight: Tensor, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Device conductances at inference and right after programming, each (n, P, S, *weight.shape)."""
-        u, _ = self.levels(weight)
-        g_range = self.g_max - self.g_min
-        g_target = self.g_min + g_range * u  # (P, S, *shape)
+        return self._devices(self.map(weight).g_target, n, generator)
+
+    def to_weights(self, g: Tensor, weight: Tensor) -> Tensor:
+        """Conductances (n, P, S, *weight.shape) back to weights (n, *weight.shape)."""
+        return self._read(g, self.map(weight))
+
+    def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+        return self._sample(self.map(weight), n, generator)
+
+    def sampler(self, weight: Tensor) -> Sampler:
+        mapping = self.map(weight)
+
+        def draw(out: Tensor, generator: torch.Generator | None) -> None:
+            out.copy_(self._sample(mapping, 1, generator)[0])
+
+        return draw
+
+    def _sample(self, m: Mapping, n: int, generator: torch.Generator | None) -> Tensor:
+        g, g_prog = self._devices(m.g_target, n, generator)
+        w = self._read(g, m)  # (n, *shape)
+        if self.drift_compensation and self._drifts:
+            ref = self._read(g_prog, m).abs().flatten(1).mean(1)  # (n,)
+            now = w.abs().flatten(1).mean(1).clamp(min=torch.finfo(w.dtype).tiny)  # (n,)
+            w = w * (ref / now).view(-1, *([1] * (w.dim() - 1)))
+        return w
+
+    def _devices(self, g_target: Tensor, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         g = g_target.expand(n, *g_target.shape)  # (n, P, S, *shape)
         if self.sigma > 0:
             g = g + self.sigma * self._prog_std(g_target) * standard_normal(g.shape, g, generator)
@@ -189,27 +237,11 @@ class Crossbar(NoiseModel):
                 g = g.clamp(min=0.0)
         return self._apply_stuck(g, stuck), g_prog
 
-    def to_weights(self, g: Tensor, weight: Tensor) -> Tensor:
-        """Conductances (n, P, S, *weight.shape) back to weights (n, *weight.shape)."""
-        w = weight.detach()
-        w_max = self._scale(w)
+    def _read(self, g: Tensor, m: Mapping) -> Tensor:
         u = (g - self.g_min) / (self.g_max - self.g_min)
-        slice_w = self._slice_weights(w).view(1, 1, -1, *([1] * w.dim()))
-        v = (u * slice_w).sum(2)  # (n, P, *shape)
-        if self.differential:
-            v = v[:, 0] - v[:, 1]
-        else:
-            v = v[:, 0] * torch.where(w < 0, -1.0, 1.0).to(w.dtype)
-        return v * w_max
-
-    def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
-        g, g_prog = self.conductances(weight, n, generator)
-        w = self.to_weights(g, weight)  # (n, *shape)
-        if self.drift_compensation and self._drifts:
-            ref = self.to_weights(g_prog, weight).abs().flatten(1).mean(1)  # (n,)
-            now = w.abs().flatten(1).mean(1).clamp(min=torch.finfo(w.dtype).tiny)  # (n,)
-            w = w * (ref / now).view(-1, *([1] * weight.dim()))
-        return w
+        v = (u * m.slice_w).sum(2)  # (n, P, *shape)
+        v = v[:, 0] - v[:, 1] if m.sign is None else v[:, 0] * m.sign
+        return v * m.w_max
 
     # ------------------------------------------------------------------------ device physics
 

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from hardware.noise.base import NOISE_MODELS, NoiseModel, standard_normal, standard_normal_into
+from hardware.noise.base import NOISE_MODELS, NoiseModel, Sampler, standard_normal, standard_normal_into
 
 
 @NOISE_MODELS.add
@@ -25,5 +25,10 @@ class LogNormal(NoiseModel):
         z = standard_normal((n, *w.shape), w, generator)  # (n, *w.shape)
         return torch.exp(z * self.sigma) * w
 
-    def sample_into(self, out: Tensor, weight: Tensor, generator: torch.Generator | None) -> None:
-        standard_normal_into(out, generator).mul_(self.sigma).exp_().mul_(weight.detach())
+    def sampler(self, weight: Tensor) -> Sampler:
+        w = weight.detach()
+
+        def draw(out: Tensor, generator: torch.Generator | None) -> None:
+            standard_normal_into(out, generator).mul_(self.sigma).exp_().mul_(w)
+
+        return draw

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from hardware.noise.base import NOISE_MODELS, NoiseModel, standard_normal, standard_normal_into
+from hardware.noise.base import NOISE_MODELS, NoiseModel, Sampler, standard_normal, standard_normal_into
 
 
 @NOISE_MODELS.add
@@ -22,7 +22,13 @@ class Multiplicative(NoiseModel):
     def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
         w = weight.detach()
         z = standard_normal((n, *w.shape), w, generator)  # (n, *w.shape)
-        return (z * self.sigma + 1) * w
+        return torch.addcmul(w, z, self.sigma * w)
 
-    def sample_into(self, out: Tensor, weight: Tensor, generator: torch.Generator | None) -> None:
-        standard_normal_into(out, generator).mul_(self.sigma).add_(1).mul_(weight.detach())
+    def sampler(self, weight: Tensor) -> Sampler:
+        w = weight.detach()
+        scaled = self.sigma * w
+
+        def draw(out: Tensor, generator: torch.Generator | None) -> None:
+            torch.addcmul(w, standard_normal_into(out, generator), scaled, out=out)  # one fused op
+
+        return draw

@@ -23,6 +23,6 @@ class DataSplits:
 
 
 DatasetLoader = Callable[..., DataSplits]
-"""``loader(root, download, augment, val_fraction, split_seed, **options) -> DataSplits``."""
+"""``loader(root, download, augment, val_fraction, seed, **options) -> DataSplits``; `seed` fixes the split."""
 
 DATASETS: Registry[DatasetLoader] = Registry("data set")

@@ -13,8 +13,13 @@ from hardware import draw_generator, noise_model, noisy_parameters, noisy_weight
 def small_cnn(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-        nn.Linear(4 * 6 * 6, 16), nn.ReLU(), nn.Linear(16, 3),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 16),
+        nn.ReLU(),
+        nn.Linear(16, 3),
     )
 
 
@@ -31,9 +36,7 @@ def test_noisy_parameters_are_conv_and_linear_weights() -> None:
     model = small_cnn()
     names = list(noisy_parameters(model, noise_model("additive")))
     assert names == ["0.weight", "4.weight", "6.weight"]
-    assert list(noisy_parameters(model, noise_model("additive", digital_first=True, digital_last=True))) == [
-        "4.weight"
-    ]
+    assert list(noisy_parameters(model, noise_model("additive", digital_first=True, digital_last=True))) == ["4.weight"]
     assert noisy_parameters(model, noise_model("additive"))["4.weight"] is model[4].weight
 
 
@@ -118,9 +121,7 @@ def test_common_random_numbers_across_scales_and_models() -> None:
         model = small_cnn(seed).eval()
         clean = {n: p.detach().clone() for n, p in noisy_parameters(model, hardware.noise_model("additive")).items()}
         with perturbed(model, noise_model("additive", sigma=sigma), draw_generator(11, 3)):
-            zs.append(
-                [(model.get_parameter(n) - w) / (sigma * w.abs().max()) for n, w in clean.items()]
-            )
+            zs.append([(model.get_parameter(n) - w) / (sigma * w.abs().max()) for n, w in clean.items()])
     for other in zs[1:]:
         for z0, z1 in zip(zs[0], other, strict=True):
             torch.testing.assert_close(z0, z1, rtol=1e-3, atol=1e-4)

@@ -115,7 +115,12 @@ def test_stuck_devices_binomial() -> None:
 def test_drift_compensation_restores_the_output_scale(compensate: bool) -> None:
     t, t0, nu = 86400.0, 20.0, 0.06
     model = noise_model(
-        "crossbar", drift="constant", drift_nu=nu, drift_nu_std=0.02, t_inference=t, t0=t0,
+        "crossbar",
+        drift="constant",
+        drift_nu=nu,
+        drift_nu_std=0.02,
+        t_inference=t,
+        t0=t0,
         drift_compensation=compensate,
     )
     assert not model.is_deterministic

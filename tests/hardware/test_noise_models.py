@@ -38,13 +38,16 @@ def test_zero_sigma_is_identity(name: str, weight: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_numbers_and_sample_into_matches(name: str, weight: torch.Tensor) -> None:
+def test_same_seed_same_numbers_and_sampler_matches(name: str, weight: torch.Tensor) -> None:
     model = noise_model(name, sigma=0.2)
     a, b = model.sample(weight, 2, gen(7)), model.sample(weight, 2, gen(7))
     assert torch.equal(a, b)
     out = torch.empty_like(weight)
-    model.sample_into(out, weight, gen(7))
+    draw = model.sampler(weight)
+    draw(out, gen(7))
     assert torch.equal(out, model.sample(weight, 1, gen(7))[0])  # the fast path draws the same numbers
+    draw(out, gen(7))
+    assert torch.equal(out, a[0])  # and can be called again
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import hardware
-from methods.adversarial import kl_divergence
 from methods.base import METHODS
+from methods.consistency import kl_divergence
 from methods.models import build_model
 
 NOISE = hardware.noise_model("multiplicative", sigma=0.2)

@@ -55,7 +55,7 @@ def test_reports_every_epoch_with_the_documented_metrics(digits):
 def test_same_seed_gives_identical_numbers(digits):
     a, b = run(digits), run(digits)
     assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
-    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
 
 
@@ -69,7 +69,7 @@ def test_resume_from_a_state_continues_exactly(digits):
     resumed = run(digits, epochs=3, resume=states[1], optimizer="sgd", lr=0.05)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert resumed.history[-1]["train_loss"] == full.history[-1]["train_loss"]
-    for pa, pb in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+    for pa, pb in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
 
 

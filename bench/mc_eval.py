@@ -1,0 +1,174 @@
+"""Monte Carlo evaluation throughput, measured in one run: images x draws per second of
+
+  (a) `hardware.robustness_curve` (both the loop and the batched path; `auto` picks per device),
+  (b) the usual research code: deep-copy the model per draw, add noise in a Python loop over its
+      parameters, evaluate,
+  (c) clean inference of the same images the same number of times (the floor),
+  (d) the peak float32 matmul rate of this machine, and the model's achieved FLOP/s in (a) as a
+      fraction of it.
+
+Every variant is timed `--repeats` times, interleaved, and the best time counts (robust to other
+load on the machine). The ratios are also given in process CPU time, which other processes on a
+busy machine distort less (with --threads 1; with more threads idle OpenMP workers spin).
+Usage: python bench/mc_eval.py [--threads 1] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hardware  # noqa: E402
+from hardware.evaluate import DEFAULT_PATH  # noqa: E402
+from methods.models import build_model  # noqa: E402
+
+# (label, builder args, input shape, images, batch size, draws)
+CASES = [
+    ("digits LeNet", ("lenet", 1, 8, 10), (1, 8, 8), 360, 256, 20),  # the digits test split: 360 images
+    ("ResNet-20 32x32x3", ("resnet20", 3, 32, 10), (3, 32, 32), 512, 256, 2),
+]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one call."""
+    sync(device)
+    start, cpu = time.perf_counter(), time.process_time()
+    fn()
+    sync(device)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def peak_matmul_flops(device: torch.device, n: int, repeats: int = 5) -> float:
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    return 2 * n**3 / min(timed(lambda: torch.mm(a, b), device)[0] for _ in range(repeats))
+
+
+def flops_per_image(model: torch.nn.Module, x: torch.Tensor) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / len(x)
+
+
+def research_style(model, batches, sigma: float, draws: int) -> list[float]:
+    """What research code usually does: a deep copy per draw, noise added parameter by parameter."""
+    accs = []
+    for _ in range(draws):
+        noisy = copy.deepcopy(model)
+        with torch.no_grad():
+            for name, p in noisy.named_parameters():
+                if name.endswith("weight") and p.dim() > 1:  # conv and linear weights
+                    p.add_(torch.randn_like(p) * sigma * p.abs().max())
+            correct = sum((noisy(x).argmax(1) == y).sum().item() for x, y in batches)
+        accs.append(correct / sum(len(y) for _, y in batches))
+    return accs
+
+
+def clean_inference(model, batches, draws: int) -> None:
+    with torch.no_grad():
+        for _ in range(draws):
+            for x, _ in batches:
+                model(x)
+
+
+def bench_case(case, device: torch.device, noise, repeats: int, peak: float) -> dict[str, float]:
+    label, args, shape, images, batch_size, draws = case
+    torch.manual_seed(0)
+    model = build_model(*args).to(device).eval()
+    x = torch.randn(images, *shape, device=device)
+    y = torch.randint(0, 10, (images,), device=device)
+    batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, images, batch_size)]
+    sigma = noise.sigma
+
+    def curve(path: str) -> Callable[[], object]:
+        return lambda: hardware.robustness_curve(model, batches, noise, [sigma], draws, seed=0, path=path)
+
+    variants = {
+        "clean (c)": lambda: clean_inference(model, batches, draws),
+        "ours loop (a)": curve("loop"),
+        "ours batched (a)": curve("batched"),
+        "research (b)": lambda: research_style(model, batches, sigma, draws),
+    }
+    for fn in variants.values():  # warm up (oneDNN primitives, allocator)
+        fn()
+    wall = {name: float("inf") for name in variants}
+    cpu = dict(wall)
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            w, c = timed(fn, device)
+            wall[name], cpu[name] = min(wall[name], w), min(cpu[name], c)
+    rate = {name: images * draws / t for name, t in wall.items()}
+    chosen = DEFAULT_PATH.get(device.type, "loop")
+    rate["ours (a)"] = rate[f"ours {chosen} (a)"]
+    rate["cpu a/c"] = cpu["clean (c)"] / cpu[f"ours {chosen} (a)"]
+    rate["cpu a/b"] = cpu["research (b)"] / cpu[f"ours {chosen} (a)"]
+    flops = flops_per_image(model, batches[0][0])
+    rate["achieved_flops"] = flops * rate["ours (a)"]
+    rate["fraction_of_peak"] = rate["achieved_flops"] / peak
+    rate["flops_per_image"] = flops
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=11, help="timed repeats per variant (best counts)")
+    parser.add_argument("--noise", default="additive", help="noise model or preset")
+    parser.add_argument("--sigma", type=float, default=None, help="noise scale (default: the model's)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.noise in hardware.PRESETS:
+        noise = hardware.preset(args.noise)
+    else:
+        noise = hardware.noise_model(args.noise, sigma=0.1)
+    if args.sigma is not None:
+        noise = noise.with_sigma(args.sigma)
+
+    peak = peak_matmul_flops(device, 4096 if device.type == "cuda" else 3072)
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, noise {noise.name}")
+    print(f"(d) peak float32 matmul: {peak / 1e9:.1f} GFLOP/s; load average before: {load()}")
+    print(f"default evaluation path on {device.type}: {DEFAULT_PATH.get(device.type, 'loop')}")
+    header = (
+        f"{'model':<18} {'(c) clean':>10} {'(a) ours':>10} {'loop':>10} {'batched':>10} {'(b) research':>12}"
+        f" {'a/c':>6} {'a/b':>6} {'GFLOP/s':>8} {'of peak':>8} {'cpu a/c':>8} {'cpu a/b':>8}"
+    )
+    print("images x draws per second (best wall-clock of the repeats); cpu a/c, a/b: ratios of process CPU time")
+    print(header)
+    for case in CASES:
+        r = bench_case(case, device, noise, args.repeats, peak)
+        print(
+            f"{case[0]:<18} {r['clean (c)']:>10.0f} {r['ours (a)']:>10.0f} {r['ours loop (a)']:>10.0f}"
+            f" {r['ours batched (a)']:>10.0f} {r['research (b)']:>12.0f}"
+            f" {r['ours (a)'] / r['clean (c)']:>6.3f} {r['ours (a)'] / r['research (b)']:>6.2f}"
+            f" {r['achieved_flops'] / 1e9:>8.2f} {r['fraction_of_peak']:>8.1%}"
+            f" {r['cpu a/c']:>8.3f} {r['cpu a/b']:>8.2f}"
+        )
+    print(f"load average after: {load()} (other processes on the machine distort the figures)")
+
+
+def load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Parallel efficiency of `sweep run` on this machine, measured in one run:
+
+    efficiency = sum of the trials' own compute time / (cores x wall time of Tuner.fit)
+
+A trial's own compute time is what it spends inside the trainable (data, model, training, final
+curve: `trial_seconds` of its last report); the rest of the cores x wall budget is overhead: Ray
+starting worker processes and scheduling, per-epoch reports and checkpoints, the MLflow callback on
+the driver, idle cores at the end. Each trial is LeNet on digits with the real trainable, the real
+MLflow callback (SQLite store in a temporary folder) and `reuse_actors=True`; its length is set by
+its number of epochs, calibrated here to `--seconds`. Also printed: Ray's start-up time and the
+overhead per trial in core-seconds. Each length runs twice: a report (with a checkpoint) every epoch,
+and with `sweep.report_interval: 1` (epochs batched into a report per second), since the epochs of
+this workload are short (~50 ms) and each report costs the trial ~10-20 ms.
+
+    python bench/sweep_efficiency.py [--trials 8] [--seconds 2 10] [--cores 2] [--report-interval 0 1]
+
+Target: efficiency >= 0.85 for trials of 10 s or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BASE = {
+    "data": {"name": "digits"},
+    "model": {"name": "lenet"},
+    "method": {"name": "noise_injection"},
+    "train": {"epochs": 1, "batch_size": 64, "val_noise_samples": 2},
+    "noise": {"name": "additive", "sigma": 0.2},
+    "eval": {"scales": [0.0, 0.1, 0.2, 0.3], "samples": 5},
+}
+
+
+def epoch_seconds(threads: int) -> float:
+    """Seconds per epoch (training + per-epoch validation) of the bench trial in this process."""
+    import torch
+
+    from sweep.config import ExperimentConfig, validate
+    from sweep.experiment import build_data, run_training
+
+    torch.set_num_threads(threads)
+    cfg = validate(ExperimentConfig, {**BASE, "train": {**BASE["train"], "epochs": 3}})
+    data = build_data(cfg)
+    times: list[float] = []
+    run_training(cfg, data, report=lambda metrics, state: times.append(time.perf_counter()))
+    return (times[-1] - times[0]) / (len(times) - 1)
+
+
+def measure(
+    trials: int, seconds: float, cores: int, per_epoch: float, folder: Path, report_interval: float
+) -> dict[str, float]:
+    from sweep.runner import run_sweep
+    from sweep.sweep_config import build_sweep
+
+    epochs = max(1, round(seconds / per_epoch))
+    name = f"bench-{seconds:g}s-{report_interval:g}"
+    section = {
+        "name": name,
+        "report_interval": report_interval,
+        "grid": {"seed": list(range(trials))},
+        "resources": {"cpus_per_trial": 1},
+        "storage_path": str(folder / "runs"),
+        "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "bench"},
+    }
+    cfg = build_sweep({**BASE, "train": {**BASE["train"], "epochs": epochs}}, section, name)
+    outcome = run_sweep(cfg, verbose=0)
+    assert all(r["status"] == "finished" for r in outcome.rows), [r["error"] for r in outcome.rows]
+    # the trial's own compute: its time in the trainable minus the time it waited on its reports
+    compute = sum(r["metrics"]["trial_seconds"] - r["metrics"]["report_seconds"] for r in outcome.rows)
+    budget = cores * outcome.fit_seconds
+    return {
+        "epochs": epochs,
+        "trial_mean": compute / trials,
+        "wall": outcome.fit_seconds,
+        "efficiency": compute / budget,
+        "overhead_per_trial": (budget - compute) / trials,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[2.0, 10.0], help="trial lengths to measure")
+    parser.add_argument("--cores", type=int, default=min(2, os.cpu_count() or 1), help="CPUs given to Ray")
+    parser.add_argument(
+        "--report-interval", type=float, nargs="+", default=[0.0, 1.0],
+        help="sweep.report_interval values to measure (0: a report and a checkpoint every epoch)",
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    from sweep.runner import start_ray
+
+    per_epoch = epoch_seconds(threads=1)
+    start = time.perf_counter()
+    start_ray(num_cpus=args.cores)
+    startup = time.perf_counter() - start
+    print(f"{args.trials} trials of LeNet on digits on {args.cores} cores (1 CPU per trial, reuse_actors=True)")
+    print(f"Ray start-up: {startup:.1f} s; one epoch in this process: {per_epoch * 1000:.0f} ms")
+    header = f"{'target':>8} {'report every':>12} {'epochs':>6} {'trial (s)':>9} {'wall (s)':>8} {'efficiency':>10}"
+    print(header + f" {'overhead/trial':>15}")
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
+        for seconds in args.seconds:
+            for interval in args.report_interval:
+                r = measure(args.trials, seconds, args.cores, per_epoch, Path(tmp), interval)
+                every = "epoch" if interval == 0 else f"{interval:g} s"
+                print(
+                    f"{seconds:>7g}s {every:>12} {r['epochs']:>6} {r['trial_mean']:>9.2f} {r['wall']:>8.1f} "
+                    f"{r['efficiency']:>10.2f} {r['overhead_per_trial']:>10.2f} core-s",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

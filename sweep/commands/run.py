@@ -1,0 +1,92 @@
+"""`sweep run CONFIG`: the sweep of a config's `sweep:` section on Ray Tune, tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sweep.commands.train import add_set_argument
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="run the sweep of a config on Ray Tune, tracked in MLflow")
+    parser.add_argument("config", help="config YAML with a `sweep:` section, e.g. configs/digits.yaml")
+    add_set_argument(parser)
+    parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray runtime)")
+    parser.add_argument("--resume", action="store_true", help="continue the sweep after Ctrl-C or a killed driver")
+    parser.add_argument("--retry-failed", action="store_true", help="with --resume: run failed trials again")
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no Ray progress table, only the summary")
+    parser.set_defaults(func=run)
+
+
+def wide_console() -> Any:
+    """Rich console; piped output (logs, CI) gets 200 columns instead of 80 so tables stay readable."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sweep.cli import CommandError
+    from sweep.sweep_config import load_sweep
+
+    cfg = load_sweep(args.config, args.overrides)  # every config error, before Ray starts
+    if args.retry_failed and not args.resume:
+        raise CommandError("--retry-failed only goes with --resume")
+    console = wide_console()
+    space = cfg.space
+    s = cfg.section
+    console.print(
+        f"[bold]sweep {cfg.name}[/]: {space.num_trials} trials ({len(space.points())} grid points x "
+        f"{s.search.num_samples} samples x {len(space.seeds or [0])} seeds), search {s.search.algorithm}, "
+        f"scheduler {s.scheduler.name}, "
+        f"{s.resources.cpus_per_trial:g} CPU / {s.resources.gpus_per_trial:g} GPU per trial"
+    )
+    if args.dry_run:
+        return dry_run(console, space)
+
+    from sweep.runner import SweepError, pareto_groups, run_sweep, summary_table
+
+    try:
+        outcome = run_sweep(
+            cfg,
+            address=args.address,
+            resume=args.resume,
+            retry_failed=args.retry_failed,
+            verbose=0 if args.quiet else 1,
+        )
+    except SweepError as err:
+        raise CommandError(str(err)) from None
+    console.print(summary_table(outcome))
+    metrics = s.search.metrics
+    if len(metrics) > 1:
+        console.print(f"[bold]Pareto set[/] on validation ({', '.join(metrics)}; seeds averaged):")
+        for group, means in pareto_groups(outcome.rows, metrics):
+            params = next(r["params"] for r in outcome.rows if r["key"].startswith(group))
+            shown = {k: v for k, v in params.items() if k != "seed"}
+            console.print(f"  {group}  " + "  ".join(f"{m}={v:.4f}" for m, v in means.items()) + f"  {shown}")
+    console.print(
+        f"MLflow: {s.tracking.uri} (experiment {s.tracking.experiment!r}); Ray results: {outcome.path}\n"
+        f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}"
+    )
+    if outcome.interrupted:
+        console.print(f"[yellow]interrupted[/]: continue with  sweep run {args.config} --resume")
+        return 130
+    if outcome.failed:
+        console.print(f"[red]{outcome.failed} trial(s) failed[/] (errors in the table and in their MLflow runs)")
+        return 1
+    return 0
+
+
+def dry_run(console: object, space: object) -> int:
+    from sweep.space import SearchSpace
+
+    assert isinstance(space, SearchSpace)
+    points = space.points()
+    for i, point in enumerate(points):
+        print(f"point {i:>3}: {point}" + (f"  x {space.num_samples} samples" if space.num_samples > 1 else ""))
+    if space.seeds:
+        print(f"seeds: {space.seeds}")
+    return 0

@@ -1,0 +1,85 @@
+"""Plots of robustness curves (mean with a 95% CI band) and of clean vs noisy accuracy with the
+Pareto front. Matplotlib's Agg backend: files only, no display needed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from hardware import RobustnessCurve
+
+Series = tuple[Sequence[float], Sequence[float], Sequence[float]]
+"""(scales, mean accuracies, CI half-widths; NaN where unknown)."""
+
+
+def _pyplot():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_bands(series: dict[str, Series], path: str | Path, title: str, ylabel: str = "test accuracy") -> Path:
+    """One line per label with its CI band, accuracy against the noise scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for label, (scales, mean, ci) in series.items():
+        (line,) = ax.plot(scales, mean, marker="o", markersize=3, label=label)
+        low = [max(0.0, m - (0 if math.isnan(c) else c)) for m, c in zip(mean, ci, strict=True)]
+        high = [min(1.0, m + (0 if math.isnan(c) else c)) for m, c in zip(mean, ci, strict=True)]
+        ax.fill_between(scales, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("noise scale (sigma)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_curve(curves: dict[str, RobustnessCurve], path: str | Path, title: str) -> Path:
+    """Robustness curves of single models: the band is the 95% CI over the Monte Carlo draws."""
+    series = {label: (c.scales, c.means, [p.ci95 for p in c.points]) for label, c in curves.items()}
+    return plot_bands(series, path, title)
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the points no other point beats in every coordinate (all maximized), sorted by
+    the first coordinate."""
+
+    def beats(a: Sequence[float], b: Sequence[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b, strict=True)) and any(x > y for x, y in zip(a, b, strict=True))
+
+    front = [i for i, p in enumerate(points) if not any(beats(q, p) for j, q in enumerate(points) if j != i)]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_pareto(
+    labels: Sequence[str], points: Sequence[tuple[float, float]], path: str | Path, xlabel: str, ylabel: str, title: str
+) -> Path:
+    """Scatter of the points coloured by label, the Pareto front as a line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=110)
+    for label in dict.fromkeys(labels):
+        xs = [p[0] for p, lab in zip(points, labels, strict=True) if lab == label]
+        ys = [p[1] for p, lab in zip(points, labels, strict=True) if lab == label]
+        ax.scatter(xs, ys, s=22, alpha=0.8, label=label)
+    front = pareto_front(points)
+    if front:
+        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,316 @@
+"""The search space of a sweep: grid points, per-method domains, and the flat trial configs.
+
+A trial config is a flat dict: dotted experiment keys (`method.name`, `noise.sigma`, `seed`) for grid
+axes and global domains, `METHOD.hyperparameter` (`consistency.weight`) for a method's own knobs,
+and `trial_key`, the trial's stable name in the sweep ("0007" or "0007-seed2") by which MLflow finds
+its run again after a killed driver.
+
+Every search algorithm walks the same grid points (the product of the grid axes other than
+`seed`, times the `grid` domains of the point's method); it draws `num_samples` values of the
+random domains per point (grid: seeded random draws; optuna: suggestions, points cycled by
+trial number), and each draw runs once per seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from methods.base import METHODS
+from sweep.config import ConfigError, ExperimentConfig, set_key, validate
+from sweep.sweep_config import SweepSection
+
+DOMAIN_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+TRIAL_KEY = "trial_key"
+GROUP = "_group"
+"""Index of the hyperparameter draw a trial belongs to (its seeds share it); replaced by `trial_key`."""
+RESERVED = (TRIAL_KEY, GROUP)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values of one hyperparameter: `grid` (every value), `choice`, `uniform`, `loguniform`, `randint`
+    (both bounds included)."""
+
+    kind: str
+    values: tuple[Any, ...]
+
+    @classmethod
+    def parse(cls, where: str, raw: Any) -> Domain | None:
+        """The domain written as `{kind: args}`; None for a constant (anything but a mapping)."""
+        if not isinstance(raw, dict):
+            return None
+        if len(raw) != 1 or next(iter(raw)) not in DOMAIN_KINDS:
+            raise ConfigError(
+                f"{where}: a domain is a mapping with one key of {', '.join(DOMAIN_KINDS)}, "
+                f"e.g. {{loguniform: [0.01, 1]}} (got {raw!r})"
+            )
+        kind, args = next(iter(raw.items()))
+        if kind in ("grid", "choice"):
+            if not isinstance(args, list) or not args:
+                raise ConfigError(f"{where}: {kind} needs a non-empty list of values (got {args!r})")
+            return cls(kind, tuple(args))
+        numbers = isinstance(args, list) and len(args) == 2
+        numbers = numbers and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+        if not numbers or not args[0] < args[1]:
+            raise ConfigError(f"{where}: {kind} needs [low, high] with low < high (got {args!r})")
+        if kind == "loguniform" and args[0] <= 0:
+            raise ConfigError(f"{where}: loguniform needs low > 0 (got {args!r})")
+        if kind == "randint" and not all(isinstance(a, int) for a in args):
+            raise ConfigError(f"{where}: randint needs integer bounds (got {args!r})")
+        return cls(kind, tuple(args))
+
+    @property
+    def random(self) -> bool:
+        return self.kind != "grid"
+
+    def extremes(self) -> list[Any]:
+        """The values to validate: every listed value, or both bounds."""
+        return list(self.values)
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        if self.kind == "choice":
+            return self.values[int(rng.integers(len(self.values)))]
+        low, high = self.values
+        if self.kind == "uniform":
+            return float(rng.uniform(low, high))
+        if self.kind == "loguniform":
+            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+        if self.kind == "randint":
+            return int(rng.integers(low, high + 1))
+        raise ValueError(f"a {self.kind} domain is not sampled")
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        """Ask an Optuna trial for the value of `name`."""
+        if self.kind == "choice":
+            return trial.suggest_categorical(name, list(self.values))
+        low, high = self.values
+        if self.kind == "randint":
+            return trial.suggest_int(name, low, high)
+        return trial.suggest_float(name, float(low), float(high), log=self.kind == "loguniform")
+
+
+@dataclass
+class SearchSpace:
+    """Grid axes and domains of a sweep around the base experiment `base` (complete, as JSON)."""
+
+    base: dict[str, Any]
+    base_method: str
+    axes: dict[str, list[Any]]
+    seeds: list[int] | None
+    method_domains: dict[str, dict[str, Domain]] = field(default_factory=dict)
+    method_constants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    global_domains: dict[str, Domain] = field(default_factory=dict)
+    algorithm: str = "grid"
+    num_samples: int = 1
+    seed: int = 0
+
+    # ------------------------------------------------------------------------------ building
+
+    @classmethod
+    def from_section(cls, section: SweepSection, base: dict[str, Any]) -> SearchSpace:
+        """Parse `grid` and `space`; errors name the key (`sweep.space.consistency.wieght: ...`)."""
+        validated = validate(ExperimentConfig, base)
+        base = validated.model_dump(mode="json")  # complete: a grid over noise.sigma needs noise.name
+        base_method = validated.method.name
+        axes = {k: list(v) for k, v in section.grid.items() if k != "seed"}
+        space = cls(
+            base,
+            base_method,
+            axes,
+            section.grid.get("seed"),
+            algorithm=section.search.algorithm,
+            num_samples=section.search.num_samples,
+            seed=section.search.seed,
+        )
+        for key in section.grid:
+            space._check_key(f"sweep.grid.{key}", key)
+        for key, raw in section.space.items():
+            where = f"sweep.space.{key}"
+            if "." in key:
+                space._check_key(where, key)
+                if key in section.grid:
+                    raise ConfigError(f"{where}: {key} is already a grid axis; give it either grid values or a domain")
+                domain = Domain.parse(where, raw)
+                if domain is None:
+                    raise ConfigError(
+                        f"{where}: expected a domain such as {{choice: [...]}}; fixed values go in the base config"
+                    )
+                space.global_domains[key] = domain
+            else:
+                space._add_method(where, key, raw)
+        return space
+
+    def _check_key(self, where: str, key: str) -> None:
+        if key == "eval.seed":
+            raise ConfigError(f"{where}: eval.seed is shared by all trials (common random numbers); it cannot vary")
+        if key.startswith("method.") and key != "method.name" and "method.name" in self.axes:
+            raise ConfigError(
+                f"{where}: with method.name as a grid axis, put a method's hyperparameters under "
+                f"sweep.space.<method>.<hyperparameter>"
+            )
+
+    def _add_method(self, where: str, method: str, raw: Any) -> None:
+        if method == "seed":
+            raise ConfigError(f"{where}: seeds are a grid axis: sweep.grid.seed: [0, 1, 2]")
+        if method not in METHODS:
+            raise ConfigError(f"{where}: unknown method {method!r}; allowed: {', '.join(METHODS.names())}")
+        if method not in self.methods():
+            raise ConfigError(
+                f"{where}: method {method!r} is not in this sweep (methods: {', '.join(self.methods())}); "
+                f"add it to sweep.grid.method.name"
+            )
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping of {method}'s hyperparameters to domains or values")
+        allowed = [f for f in METHODS.get(method).model_fields if f != "name"]
+        for param, value in raw.items():
+            if param not in allowed:
+                raise ConfigError(
+                    f"{where}.{param}: method {method!r} has no hyperparameter {param!r}; "
+                    f"allowed: {', '.join(allowed) or '(none)'}"
+                )
+            domain = Domain.parse(f"{where}.{param}", value)
+            if domain is None:
+                self.method_constants.setdefault(method, {})[param] = value
+            else:
+                self.method_domains.setdefault(method, {})[param] = domain
+
+    # ------------------------------------------------------------------------------ the points
+
+    def methods(self) -> list[str]:
+        return list(self.axes.get("method.name", [self.base_method]))
+
+    def domains(self, method: str) -> dict[str, Domain]:
+        """The domains of a trial of `method`: global ones and the method's own (`METHOD.param`)."""
+        own = {f"{method}.{p}": d for p, d in self.method_domains.get(method, {}).items()}
+        return {**self.global_domains, **own}
+
+    def random_domains(self, point: dict[str, Any]) -> dict[str, Domain]:
+        method = point.get("method.name", self.base_method)
+        return {k: d for k, d in self.domains(method).items() if d.random}
+
+    def points(self) -> list[dict[str, Any]]:
+        """Grid points: the product of the axes (seed aside) times the grid domains of each point's method."""
+        points = []
+        for combo in itertools.product(*self.axes.values()):
+            point = dict(zip(self.axes, combo, strict=True))
+            method = point.get("method.name", self.base_method)
+            point.update({f"{method}.{p}": v for p, v in self.method_constants.get(method, {}).items()})
+            grids = {k: d.values for k, d in self.domains(method).items() if not d.random}
+            for values in itertools.product(*grids.values()):
+                points.append({**point, **dict(zip(grids, values, strict=True))})
+        return points
+
+    @property
+    def num_groups(self) -> int:
+        """Hyperparameter draws: points x num_samples."""
+        return len(self.points()) * self.num_samples
+
+    @property
+    def num_trials(self) -> int:
+        return self.num_groups * len(self.seeds or [None])
+
+    def grid_configs(self) -> list[dict[str, Any]]:
+        """Configs of the grid search: each point with `num_samples` seeded draws of its random domains."""
+        configs = []
+        for point in self.points():
+            for _ in range(self.num_samples):
+                rng = np.random.default_rng([self.seed, len(configs)])
+                drawn = {k: d.sample(rng) for k, d in self.random_domains(point).items()}
+                configs.append({**point, **drawn, GROUP: len(configs)})
+        return configs
+
+    @staticmethod
+    def trial_key(group: int, seed: int | None) -> str:
+        return f"{group:04d}" if seed is None else f"{group:04d}-seed{seed}"
+
+    # ------------------------------------------------------------------------------ trial -> experiment
+
+    def experiment_raw(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The base experiment with a trial config's overrides; a new method starts from its defaults."""
+        raw = copy.deepcopy(self.base)
+        params = overrides(config)
+        method = params.get("method.name", self.base_method)
+        if method != self.base_method:
+            raw["method"] = {"name": method}
+        for key, value in params.items():
+            head, _, param = key.partition(".")
+            if head in METHODS and head not in ExperimentConfig.model_fields:
+                if head == method:
+                    raw.setdefault("method", {"name": method})[param] = value
+            else:
+                set_key(raw, key.split("."), value, where="sweep")
+        return raw
+
+    def experiment(self, config: dict[str, Any]) -> ExperimentConfig:
+        return validate(ExperimentConfig, self.experiment_raw(config))
+
+    # ------------------------------------------------------------------------------ checks
+
+    def check(self) -> None:
+        """Validate every grid point and every domain's extreme values against the experiment config."""
+        points = self.points()
+        first_of: dict[str, dict[str, Any]] = {}
+        for point in points:
+            self._validate("sweep.grid", point)
+            first_of.setdefault(point.get("method.name", self.base_method), point)
+        for seed in self.seeds or []:
+            self._validate("sweep.grid", {**points[0], "seed": seed})
+        random = False
+        for point in first_of.values():
+            for key, domain in self.random_domains(point).items():
+                random = True
+                if self.algorithm == "optuna" and domain.kind == "choice":
+                    bad = [v for v in domain.values if not isinstance(v, (str, int, float, bool, type(None)))]
+                    if bad:
+                        raise ConfigError(f"{self._where(key)}: optuna choices must be numbers, strings or null")
+                for value in domain.extremes():
+                    self._validate(self._where(key), {**point, key: value})
+        if self.num_samples > 1 and not random:
+            raise ConfigError(
+                f"sweep.search.num_samples: {self.num_samples} samples of a space without random domains "
+                f"would repeat identical trials; vary sweep.grid.seed instead"
+            )
+        if self.algorithm == "optuna" and not random:
+            raise ConfigError(
+                "sweep.search.algorithm: optuna needs a random domain (choice, uniform, loguniform, randint) "
+                "in sweep.space"
+            )
+
+    @staticmethod
+    def _where(key: str) -> str:
+        return f"sweep.space.{key}"
+
+    def _validate(self, where: str, config: dict[str, Any]) -> None:
+        try:
+            self.experiment(config)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+    def max_epochs(self) -> int:
+        return max(self.experiment(p).train.epochs for p in self.points())
+
+
+def overrides(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial config without the reserved keys: what the trial changes in the base experiment."""
+    return {k: v for k, v in config.items() if k not in RESERVED and not k.startswith("__")}
+
+
+class OptunaSpace:
+    """Optuna define-by-run space: the grid points are cycled by trial number (each gets the same
+    budget), the point's random domains are suggested under their trial config keys."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.points = space.points()
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        point = self.points[trial.number % len(self.points)]
+        for key, domain in self.space.random_domains(point).items():
+            domain.suggest(trial, key)  # the suggested values join the config under `key`
+        return {**point, GROUP: trial.number}

@@ -1,0 +1,174 @@
+"""The Ray Tune trial: one experiment of the sweep, reported per epoch, checkpointed, resumable.
+
+Every epoch but the last reports the training loop's metrics with a checkpoint of the TrainState
+(or, with `report_seconds`, every few epochs, the epochs in between bundled into the report).
+The last report adds the final robustness curve on the test split (common random numbers: eval.seed
+is the same for every trial), the validation AUC (the model selection metric; test is never used
+to select) and a checkpoint of the deployed model with curve.json and curve.png beside it. A trial
+restored from that final checkpoint reports it again without recomputing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from methods.datasets import DataSplits
+from methods.train import TrainState
+from sweep.config import ExperimentConfig
+from sweep.space import TRIAL_KEY, SearchSpace
+
+STATE_FILE = "state.pt"  # TrainState.state_dict() after an epoch
+FINAL_FILE = "final.json"  # the last report's metrics; present only in the final checkpoint
+MODEL_FILE = "checkpoint.pt"  # the deployed model (sweep.checkpoint format)
+CURVE_JSON, CURVE_PNG = "curve.json", "curve.png"
+HISTORY = "history"  # in a report: the epochs since the previous report, as JSON
+
+
+def scale_label(scale: float) -> str:
+    """`acc_at_0.05`: MLflow metric names cannot hold '@'."""
+    return f"acc_at_{scale:g}"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What every trial of a sweep shares: the search space (with the base experiment) and its threads."""
+
+    space: SearchSpace
+    threads: int = 1
+    report_seconds: float = 0.0
+    """Least time between two reports (each with a checkpoint); 0: every epoch. The epochs in between
+    travel in the next report's `history`, so every epoch still reaches MLflow."""
+
+
+_DATA: dict[str, DataSplits] = {}  # per worker process; reused actors keep it between trials
+
+
+def cached_data(cfg: ExperimentConfig) -> DataSplits:
+    from sweep.experiment import build_data
+
+    key = cfg.data.model_dump_json()
+    if key not in _DATA:
+        _DATA.clear()
+        _DATA[key] = build_data(cfg)
+    return _DATA[key]
+
+
+def where() -> dict[str, Any]:
+    """Where the trial runs: recorded in every result and as MLflow tags (clusters)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    return {"node_id": node, "hostname": socket.gethostname()}
+
+
+def on_given_device(cfg: ExperimentConfig) -> ExperimentConfig:
+    """train.device=auto means: CUDA if Ray gave this trial a GPU, else CPU."""
+    import ray
+
+    if cfg.train.device != "auto":
+        return cfg
+    device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"device": device})})
+
+
+def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
+    """Ray Tune function trainable."""
+    from ray import tune
+
+    from sweep.experiment import run_training
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
+    torch.set_num_threads(spec.threads)
+    cfg = on_given_device(spec.space.experiment(config))
+    context = {**where(), "trial_key": config.get(TRIAL_KEY, ""), "device": cfg.train.device}
+
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            if (Path(folder) / FINAL_FILE).exists():
+                tune.report(json.loads((Path(folder) / FINAL_FILE).read_text()))
+                return
+            resume = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+
+    data = cached_data(cfg)
+    unsent: list[dict[str, float]] = []  # epochs not reported yet (see report_seconds)
+    clock = {"reporting": 0.0, "sent": time.perf_counter()}
+
+    def report(metrics: dict[str, float], state: TrainState) -> None:
+        unsent.append(metrics)
+        if metrics["epoch"] == cfg.train.epochs or time.perf_counter() - clock["sent"] < spec.report_seconds:
+            return  # the last epoch goes with the final curve
+        begin = time.perf_counter()
+        folder = tempfile.mkdtemp(prefix="noisesweep-")
+        torch.save(state.state_dict(), Path(folder) / STATE_FILE)
+        tune.report(bundle(unsent, context), checkpoint=tune.Checkpoint.from_directory(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+        unsent.clear()
+        clock["sent"] = time.perf_counter()
+        clock["reporting"] += clock["sent"] - begin
+
+    result = run_training(cfg, data, report=report, resume=resume)
+    train_seconds = time.perf_counter() - start
+    final, folder = final_report(result.model, data, cfg)
+    final.update(bundle(unsent, context))
+    final["train_seconds"] = train_seconds
+    final["report_seconds"] = clock["reporting"]  # waiting for the driver to take the reports, checkpoints
+    final["trial_seconds"] = time.perf_counter() - start
+    final["trial_cpu_seconds"] = time.process_time() - cpu_start  # all threads; ~ wall time on an idle core
+    (folder / FINAL_FILE).write_text(json.dumps(final))
+    tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def bundle(epochs: list[dict[str, float]], context: dict[str, Any]) -> dict[str, Any]:
+    """One report: the newest epoch's metrics, the earlier unreported epochs as JSON in `history`."""
+    if not epochs:
+        return dict(context)
+    report = {**epochs[-1], **context}
+    if len(epochs) > 1:
+        report[HISTORY] = json.dumps(epochs[:-1])
+    return report
+
+
+def final_report(model: torch.nn.Module, data: DataSplits, cfg: ExperimentConfig) -> tuple[dict[str, Any], Path]:
+    """Test curve, validation AUC and the deployed model, written to a fresh checkpoint folder."""
+    from hardware import accuracy
+    from methods.train import make_loader
+    from sweep.checkpoint import save_checkpoint
+    from sweep.experiment import data_shape, test_curve
+    from sweep.plots import plot_curve
+
+    start = time.perf_counter()
+    curve = test_curve(model, data, cfg)
+    val_curve = test_curve(model, data, cfg, split="val")
+    test_acc = accuracy(model, make_loader(data.test, max(cfg.train.batch_size, 256), shuffle=False))
+    metrics: dict[str, Any] = {
+        "final": True,
+        "test_acc": test_acc,
+        "auc": curve.auc,
+        "val_auc": val_curve.auc,
+        **{scale_label(p.scale): p.mean for p in curve.points},
+        "curve": json.dumps(curve.to_dict()),
+        "eval_seconds": time.perf_counter() - start,
+    }
+    summary = getattr(cfg.method, "summary", None)  # a method's own scalars, e.g. correctnet/added_params
+    if callable(summary):
+        metrics.update(summary())
+    folder = Path(tempfile.mkdtemp(prefix="noisesweep-final-"))
+    save_checkpoint(folder / MODEL_FILE, model, cfg, data_shape(data))
+    (folder / CURVE_JSON).write_text(json.dumps(curve.to_dict(), indent=1))
+    title = f"{cfg.method.name} (seed {cfg.seed}), {cfg.noise.name} noise, test split"
+    plot_curve({cfg.method.name: curve}, folder / CURVE_PNG, title=title)
+    return metrics, folder

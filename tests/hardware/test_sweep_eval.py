@@ -1,0 +1,65 @@
+"""`sweep eval CHECKPOINT`: the robustness curve of a saved model (belongs with tests/sweep; lives here
+because the hardware engineer wrote the command)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sweep.checkpoint import save_checkpoint
+from sweep.cli import main
+from sweep.config import ExperimentConfig
+from sweep.experiment import build_backbone, build_data, data_shape
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained LeNet on digits: enough to exercise the command (no training needed)."""
+    cfg = ExperimentConfig.model_validate({"eval": {"scales": [0.0, 0.1], "samples": 2}})
+    shape = data_shape(build_data(cfg))
+    path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
+    return save_checkpoint(path, build_backbone(cfg, shape), cfg, shape)
+
+
+def test_prints_the_table_and_writes_json(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "curve.json"
+    rc = main(["eval", str(checkpoint.parent), "--scales", "0,0.1,0.3", "--samples", "3", "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "AUC" in text and len([line for line in text.splitlines() if line.strip().startswith("0.3")]) == 1
+    curve = json.loads(out.read_text())["curve"]
+    assert curve["scales"] == [0.0, 0.1, 0.3] and [p["n_draws"] for p in curve["points"]] == [1, 3, 3]
+    assert curve["seed"] == 1234  # the checkpoint's eval seed
+
+
+def test_noise_preset_overrides_and_adaptive(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    args = ["eval", str(checkpoint), "--noise", "nft_rram", "--set", "noise.bits=4", "--scales", "0.1"]
+    args += ["--samples", "2", "--target-ci", "0.5", "--max-samples", "4", "--seed", "7", "--split", "val"]
+    assert main([*args, "--json", str(out)]) == 0
+    curve = json.loads(out.read_text())["curve"]
+    assert curve["noise"]["name"] == "crossbar" and curve["noise"]["bits"] == 4 and curve["seed"] == 7
+    assert 2 <= curve["points"][0]["n_draws"] <= 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--noise", "gaussian"], "not a noise model or preset"),
+        (["--set", "model.name=mlp"], "only noise.*, eval.*, data.* keys"),
+        (["--set", "noise.bits=3"], "noise.bits: unknown key"),  # additive has no bits
+        (["--scales", "0.1,x"], "comma-separated numbers"),
+        (["--scales", "0.2,0.1"], "eval.scales"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(checkpoint: Path, args: list[str], message: str, capsys) -> None:
+    assert main(["eval", str(checkpoint), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_missing_checkpoint(tmp_path: Path, capsys) -> None:
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
