@@ -6,6 +6,23 @@ from typing import Any
 
 from hardware.noise.base import NoiseModel, noise_model
 
+
+def pcm_preset(t_inference: float) -> dict[str, Any]:
+    """aihwkit's PCMLikeNoiseModel (programming polynomial, PCM drift, 1/f read noise) with global drift
+    compensation, on analog differential pairs with g_max = 25 uS, read `t_inference` seconds after
+    programming; sigma scales the programming and read noise (1 = aihwkit)."""
+    return {
+        "name": "crossbar",
+        "sigma": 1.0,
+        "g_max": 25.0,
+        "prog_noise": "pcm",
+        "drift": "pcm",
+        "read_noise": "pcm",
+        "t_inference": t_inference,
+        "drift_compensation": True,
+    }
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Hou et al., MLST 2024: additive noise at scale 0.2 of the layer's largest weight.
     "consistency_additive": {"name": "additive", "sigma": 0.2},
@@ -22,29 +39,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "g_min": 0.0,
         "g_max": 1.0,
     },
-    # aihwkit's PCMLikeNoiseModel (programming polynomial, PCM drift, 1/f read noise) with global
-    # drift compensation, on analog differential pairs with g_max = 25 uS, read one hour / one day
-    # after programming; sigma scales the programming and read noise (1 = aihwkit).
-    "pcm_1h": {
-        "name": "crossbar",
-        "sigma": 1.0,
-        "g_max": 25.0,
-        "prog_noise": "pcm",
-        "drift": "pcm",
-        "read_noise": "pcm",
-        "t_inference": 3600.0,
-        "drift_compensation": True,
-    },
-    "pcm_1d": {
-        "name": "crossbar",
-        "sigma": 1.0,
-        "g_max": 25.0,
-        "prog_noise": "pcm",
-        "drift": "pcm",
-        "read_noise": "pcm",
-        "t_inference": 86400.0,
-        "drift_compensation": True,
-    },
+    # aihwkit's PCM model read one hour / one day after programming.
+    "pcm_1h": pcm_preset(t_inference=3600.0),
+    "pcm_1d": pcm_preset(t_inference=86400.0),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hardware import RobustnessCurve
 
@@ -22,6 +23,20 @@ def _pyplot():  # noqa: ANN202
     return plt
 
 
+def _save(fig: Any, ax: Any, path: str | Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label, grid and legend the axes, save the figure as `path`, close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_bands(series: dict[str, Series], path: str | Path, title: str, ylabel: str = "test accuracy") -> Path:
     """One line per label with its CI band, accuracy against the noise scale."""
     plt = _pyplot()
@@ -31,16 +46,7 @@ def plot_bands(series: dict[str, Series], path: str | Path, title: str, ylabel: 
         low = [max(0.0, m - (0 if math.isnan(c) else c)) for m, c in zip(mean, ci, strict=True)]
         high = [min(1.0, m + (0 if math.isnan(c) else c)) for m, c in zip(mean, ci, strict=True)]
         ax.fill_between(scales, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("noise scale (sigma)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, "noise scale (sigma)", ylabel, title)
 
 
 def plot_curve(curves: dict[str, RobustnessCurve], path: str | Path, title: str) -> Path:
@@ -73,13 +79,4 @@ def plot_pareto(
     front = pareto_front(points)
     if front:
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, xlabel, ylabel, title)

@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         "curve": curve.to_dict(),
         "config": cfg.model_dump(mode="json"),
     }
+    summary = getattr(cfg.method, "summary", None)  # a method's own scalars, e.g. correctnet's placement
+    if callable(summary):
+        metrics["method_summary"] = summary()
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     console.print(format_curve_table(curve))
     clean = metrics["test_acc"]

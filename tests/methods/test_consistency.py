@@ -7,23 +7,21 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny import random_batch, tiny_lenet
 
 import hardware
 from methods.base import METHODS
 from methods.consistency import frozen_batchnorm_stats
-from methods.models import build_model
 
 NOISE = hardware.noise_model("additive", sigma=0.2)
 
 
 def lenet(seed: int = 0):
-    torch.manual_seed(seed)
-    return build_model("lenet", 1, 8, 10, channels=(4, 8), hidden=(16,)).train()
+    return tiny_lenet(seed).train()
 
 
 def data(n: int = 32):
-    g = torch.Generator().manual_seed(3)
-    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+    return random_batch(n)
 
 
 def step(name: str, model, noise=NOISE, seed: int = 7, **params):

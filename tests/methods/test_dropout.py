@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import tiny_lenet
 from torch import nn
 
 from methods.base import METHODS
 from methods.dropout import StageDropout
-from methods.models import build_model
 
-
-def lenet(seed: int = 0):
-    torch.manual_seed(seed)
-    return build_model("lenet", 1, 8, 10, channels=(4, 8), hidden=(16,))
+lenet = tiny_lenet
 
 
 def test_the_hook_drops_a_fraction_p_and_rescales_in_train_mode_only():

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
+from tiny import random_batch, tiny_lenet
 
 import hardware
 import methods
@@ -17,8 +18,7 @@ ADDITIVE = hardware.noise_model("additive", sigma=0.1)
 
 
 def lenet(seed: int = 0):
-    torch.manual_seed(seed)
-    return build_model("lenet", 1, 8, 10, channels=(8, 16), hidden=(32, 24))
+    return tiny_lenet(seed, channels=(8, 16), hidden=(32, 24))
 
 
 def nft(**params):
@@ -26,8 +26,7 @@ def nft(**params):
 
 
 def batch(n: int = 16):
-    g = torch.Generator().manual_seed(1)
-    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+    return random_batch(n, seed=1)
 
 
 def test_irs_loss_matches_a_hand_computation():

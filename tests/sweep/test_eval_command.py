@@ -1,5 +1,4 @@
-"""`sweep eval CHECKPOINT`: the robustness curve of a saved model (belongs with tests/sweep; lives here
-because the hardware engineer wrote the command)."""
+"""`sweep eval CHECKPOINT`: the robustness curve of a saved model."""
 
 from __future__ import annotations
 
