@@ -3,7 +3,9 @@
   (a) `hardware.robustness_curve` (both the loop and the batched path; `auto` picks per device),
   (b) the usual research code: deep-copy the model per draw, add noise in a Python loop over its
       parameters, evaluate,
-  (c) clean inference of the same images the same number of times (the floor),
+  (c) clean inference of the same images the same number of times (the floor), in the memory
+      format (a) runs the model in (channels_last on CPU, see hardware.evaluate.FAST_MEMORY_FORMAT),
+      and in the model's own layout for comparison (what (b) runs in),
   (d) the peak float32 matmul rate of this machine, and the model's achieved FLOP/s in (a) as a
       fraction of it.
 
@@ -28,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hardware  # noqa: E402
-from hardware.evaluate import DEFAULT_PATH  # noqa: E402
+from hardware.evaluate import DEFAULT_PATH, fast_memory_format, memory_format  # noqa: E402
 from methods.models import build_model  # noqa: E402
 
 # (label, builder args, input shape, images, batch size, draws)
@@ -79,8 +81,10 @@ def research_style(model, batches, sigma: float, draws: int) -> list[float]:
     return accs
 
 
-def clean_inference(model, batches, draws: int) -> None:
-    with torch.no_grad():
+def clean_inference(model, batches, draws: int, fmt: torch.memory_format | None = None) -> None:
+    """Clean forwards of the batches, `draws` times; with `fmt`, in that memory format (as (a) runs)."""
+    with torch.no_grad(), memory_format(model, fmt):
+        batches = [(x.contiguous(memory_format=fmt) if fmt is not None else x, y) for x, y in batches]
         for _ in range(draws):
             for x, _ in batches:
                 model(x)
@@ -98,8 +102,10 @@ def bench_case(case, device: torch.device, noise, repeats: int, peak: float) -> 
     def curve(path: str) -> Callable[[], object]:
         return lambda: hardware.robustness_curve(model, batches, noise, [sigma], draws, seed=0, path=path)
 
+    fmt = fast_memory_format(model, device) if DEFAULT_PATH.get(device.type, "loop") == "loop" else None
     variants = {
-        "clean (c)": lambda: clean_inference(model, batches, draws),
+        "clean (c)": lambda: clean_inference(model, batches, draws, fmt),
+        "clean, default layout": lambda: clean_inference(model, batches, draws),
         "ours loop (a)": curve("loop"),
         "ours batched (a)": curve("batched"),
         "research (b)": lambda: research_style(model, batches, sigma, draws),
@@ -146,15 +152,17 @@ def main() -> None:
     print(f"(d) peak float32 matmul: {peak / 1e9:.1f} GFLOP/s; load average before: {load()}")
     print(f"default evaluation path on {device.type}: {DEFAULT_PATH.get(device.type, 'loop')}")
     header = (
-        f"{'model':<18} {'(c) clean':>10} {'(a) ours':>10} {'loop':>10} {'batched':>10} {'(b) research':>12}"
-        f" {'a/c':>6} {'a/b':>6} {'GFLOP/s':>8} {'of peak':>8} {'cpu a/c':>8} {'cpu a/b':>8}"
+        f"{'model':<18} {'(c) clean':>10} {'c default':>10} {'(a) ours':>10} {'loop':>10} {'batched':>10}"
+        f" {'(b) research':>12} {'a/c':>6} {'a/b':>6} {'GFLOP/s':>8} {'of peak':>8} {'cpu a/c':>8} {'cpu a/b':>8}"
     )
     print("images x draws per second (best wall-clock of the repeats); cpu a/c, a/b: ratios of process CPU time")
+    print("(c) clean inference in the memory format (a) runs in; c default: in the model's own layout")
     print(header)
     for case in CASES:
         r = bench_case(case, device, noise, args.repeats, peak)
         print(
-            f"{case[0]:<18} {r['clean (c)']:>10.0f} {r['ours (a)']:>10.0f} {r['ours loop (a)']:>10.0f}"
+            f"{case[0]:<18} {r['clean (c)']:>10.0f} {r['clean, default layout']:>10.0f} {r['ours (a)']:>10.0f}"
+            f" {r['ours loop (a)']:>10.0f}"
             f" {r['ours batched (a)']:>10.0f} {r['research (b)']:>12.0f}"
             f" {r['ours (a)'] / r['clean (c)']:>6.3f} {r['ours (a)'] / r['research (b)']:>6.2f}"
             f" {r['achieved_flops'] / 1e9:>8.2f} {r['fraction_of_peak']:>8.1%}"

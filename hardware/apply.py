@@ -65,8 +65,13 @@ class Deployed:
 
     def __init__(self, model: nn.Module, noise: NoiseModel) -> None:
         self.params = noisy_parameters(model, noise)
-        self.clean = {name: p.detach().clone() for name, p in self.params.items()}
+        # Noise is drawn in the standard (contiguous) layout whatever the weights' memory format, so a
+        # draw is the same numbers for a channels_last model; those draws pass through a scratch tensor.
+        self.clean = {name: p.detach().clone(memory_format=torch.contiguous_format) for name, p in self.params.items()}
         self._targets = {name: p.detach() for name, p in self.params.items()}  # share the storage
+        self._scratch = {
+            name: torch.empty_like(w) for name, w in self.clean.items() if not self._targets[name].is_contiguous()
+        }
 
     def samplers(self, noise: NoiseModel) -> dict[str, Sampler]:
         """One sampler per noisy weight, in module order (draws with one generator seed match)."""
@@ -76,7 +81,12 @@ class Deployed:
     def write(self, samplers: dict[str, Sampler], generator: torch.Generator | None) -> None:
         """One draw written in place into the weights."""
         for name, draw in samplers.items():
-            draw(self._targets[name], generator)
+            scratch = self._scratch.get(name)
+            if scratch is None:
+                draw(self._targets[name], generator)
+            else:
+                draw(scratch, generator)
+                self._targets[name].copy_(scratch)
 
     @torch.no_grad()
     def restore(self) -> None:

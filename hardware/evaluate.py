@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -19,11 +20,33 @@ EvalPath = Literal["auto", "loop", "batched"]
 DEFAULT_PATH: dict[str, Literal["loop", "batched"]] = {"cpu": "loop", "cuda": "batched"}
 """Per device type: `loop` writes draw k into the weights in place and runs the normal forward;
 `batched` runs `draw_batch` draws in one torch.func.vmap forward over stacked weights (the same draws).
-CPU: bench/mc_eval.py measured the loop 1.5x (LeNet) to 2.2x (ResNet-20) faster. CUDA: not measured
-yet (no GPU at hand); batched is the default because small models there are bound by kernel launches,
-which batching amortizes. Run bench/mc_eval.py --device cuda and change this where it says otherwise."""
+CPU: bench/mc_eval.py measured the loop (with FAST_MEMORY_FORMAT) 1.6-2.0x (LeNet) and 3.2x (ResNet-20)
+faster. CUDA: not measured yet (no GPU at hand); batched is the default because small models there are
+bound by kernel launches, which batching amortizes. Run bench/mc_eval.py --device cuda and change this
+where it says otherwise."""
+
+FAST_MEMORY_FORMAT: dict[str, torch.memory_format] = {"cpu": torch.channels_last}
+"""Per device type, the memory format the loop path runs models with 2-d convolutions in (their weights
+and 4-d inputs; the model gets its own format back afterwards). CPU: oneDNN's NHWC kernels ran the
+digits LeNet 2.6x, ResNet-20 1.4x and ResNet-18 1.1x faster than the default layout at one thread
+(bench/mc_eval.py prints both floors). The draws are the same numbers in either format."""
 
 Batches = list[tuple[Tensor, Tensor]]
+
+
+@contextmanager
+def memory_format(model: nn.Module, fmt: torch.memory_format | None) -> Iterator[None]:
+    """Inside, the 4-d parameters and buffers of `model` are in `fmt` (values unchanged); on exit each
+    gets its own layout back. A no-op for None."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.dim() == 4] if fmt is not None else []
+    before = [(t, t.data) for t in tensors]
+    try:
+        for t in tensors:
+            t.data = t.data.contiguous(memory_format=fmt)
+        yield
+    finally:
+        for t, data in before:
+            t.data = data  # the original tensors, untouched: the exact bits and layout come back
 
 
 @dataclass
@@ -134,9 +157,21 @@ def area_under_curve(scales: Sequence[float], values: Sequence[float]) -> float:
 # ---------------------------------------------------------------------------------- evaluation
 
 
-def as_batches(loader: Iterable[tuple[Tensor, Tensor]], device: torch.device) -> Batches:
-    """The loader's batches as tensors on `device`, kept for all draws (one pass over the loader)."""
-    return [(x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader]
+def as_batches(
+    loader: Iterable[tuple[Tensor, Tensor]], device: torch.device, fmt: torch.memory_format | None = None
+) -> Batches:
+    """The loader's batches as tensors on `device` (4-d inputs in `fmt`), kept for all draws (one pass
+    over the loader)."""
+    batches = [(x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader]
+    if fmt is not None:
+        batches = [(x.contiguous(memory_format=fmt) if x.dim() == 4 else x, y) for x, y in batches]
+    return batches
+
+
+def fast_memory_format(model: nn.Module, device: torch.device) -> torch.memory_format | None:
+    """The memory format to evaluate `model` in on `device` (FAST_MEMORY_FORMAT), None to keep its own."""
+    has_conv2d = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return FAST_MEMORY_FORMAT.get(device.type) if has_conv2d else None
 
 
 def _correct(model: nn.Module, xs: list[Tensor], y: Tensor) -> int:
@@ -159,11 +194,14 @@ def _device(model: nn.Module) -> torch.device:
 @torch.no_grad()
 def accuracy(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float:
     """Clean accuracy in eval mode (the model's mode is restored)."""
+    device = _device(model)
+    fmt = fast_memory_format(model, device)
     was_training = model.training
     model.eval()
     try:
-        batches = as_batches(loader, _device(model))
-        return _correct(model, [x for x, _ in batches], torch.cat([y for _, y in batches])) / _total(batches)
+        with memory_format(model, fmt):
+            batches = as_batches(loader, device, fmt)
+            return _correct(model, [x for x, _ in batches], torch.cat([y for _, y in batches])) / _total(batches)
     finally:
         model.train(was_training)
 
@@ -174,11 +212,10 @@ class _Evaluator:
     def __init__(
         self, model: nn.Module, batches: Batches, noise: NoiseModel, seed: int, path: str, draw_batch: int
     ) -> None:
-        self.model, self.batches, self.seed, self.draw_batch = model, batches, seed, draw_batch
+        self.model, self.batches, self.seed, self.draw_batch, self.path = model, batches, seed, draw_batch, path
         self.xs, self.y = [x for x, _ in batches], torch.cat([y for _, y in batches])  # (N,)
         self.total = _total(batches)
         self.device = _device(model)
-        self.path = DEFAULT_PATH.get(self.device.type, "loop") if path == "auto" else path
         self.deployed = Deployed(model, noise)
 
     def clean(self) -> float:
@@ -251,9 +288,28 @@ def robustness_curve(
         raise ValueError(f"path must be one of auto, loop, batched (got {path!r})")
     limit = max(samples, max_samples if max_samples is not None else 100 * samples)
 
+    device = _device(model)
+    path = DEFAULT_PATH.get(device.type, "loop") if path == "auto" else path
+    fmt = fast_memory_format(model, device) if path == "loop" else None
     was_training = model.training
     model.eval()
-    evaluator = _Evaluator(model, as_batches(loader, _device(model)), noise, seed, path, draw_batch)
+    with memory_format(model, fmt):
+        try:
+            evaluator = _Evaluator(model, as_batches(loader, device, fmt), noise, seed, path, draw_batch)
+            points = _curve_points(evaluator, noise, scales, samples, target_ci, limit)
+        finally:
+            model.train(was_training)
+    return RobustnessCurve(noise.model_dump(mode="json", exclude={"sigma"}), seed, points)
+
+
+def _curve_points(
+    evaluator: _Evaluator,
+    noise: NoiseModel,
+    scales: Sequence[float],
+    samples: int,
+    target_ci: float | None,
+    limit: int,
+) -> list[CurvePoint]:
     points = []
     try:
         for scale in scales:
@@ -265,7 +321,7 @@ def robustness_curve(
             else:
                 samplers = evaluator.deployed.samplers(m)
                 accs = evaluator.draws(samplers, range(samples))
-                step = 1 if evaluator.path == "loop" else draw_batch
+                step = 1 if evaluator.path == "loop" else evaluator.draw_batch
                 while target_ci is not None and len(accs) < limit:
                     if CurvePoint.from_accuracies(scale, accs, False).ci95 <= target_ci:
                         break
@@ -273,8 +329,7 @@ def robustness_curve(
             points.append(CurvePoint.from_accuracies(scale, accs, m.is_deterministic))
     finally:
         evaluator.deployed.restore()
-        model.train(was_training)
-    return RobustnessCurve(noise.model_dump(mode="json", exclude={"sigma"}), seed, points)
+    return points
 
 
 def format_curve_table(curve: RobustnessCurve) -> str:

@@ -10,8 +10,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from hardware import RobustnessCurve, accuracy, format_curve_table, noise_model, robustness_curve
-from hardware.evaluate import t_quantile
+from hardware import (
+    RobustnessCurve,
+    accuracy,
+    draw_generator,
+    evaluate,
+    format_curve_table,
+    noise_model,
+    perturbed,
+    robustness_curve,
+)
+from hardware.evaluate import fast_memory_format, t_quantile
 
 
 def setup(seed: int = 0) -> tuple[nn.Module, DataLoader]:
@@ -67,6 +76,45 @@ def test_same_seed_same_curve_and_paired_draws() -> None:
     # draw k is the same draw whatever the number of samples
     d = robustness_curve(model, loader, noise, [0.3], samples=2, seed=5)
     assert d.points[0].accuracies == a.points[0].accuracies[:2]
+
+
+@pytest.mark.parametrize("name", ["additive", "crossbar"])
+def test_fast_memory_format_gives_the_same_draws_and_gives_the_layout_back(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, loader = setup()
+    conv = model[0].weight
+    assert fast_memory_format(model, conv.device) == torch.channels_last  # the CPU default
+    before = conv.detach().clone()
+    noise = noise_model(name, sigma=0.3)
+    fast = robustness_curve(model, loader, noise, [0.3], samples=6, seed=2, path="loop")
+    assert model[0].weight is conv and conv.is_contiguous() and torch.equal(conv, before)
+    monkeypatch.setattr(evaluate, "FAST_MEMORY_FORMAT", {})
+    assert fast_memory_format(model, conv.device) is None
+    plain = robustness_curve(model, loader, noise, [0.3], samples=6, seed=2, path="loop")
+    # the same noise draws; only the convolution's summation order differs, so a rare tie may flip
+    assert fast.points[0].accuracies == pytest.approx(plain.points[0].accuracies, abs=1 / 300 + 1e-9)
+    assert min(fast.points[0].accuracies) < 1.0  # the noise does bite
+
+
+def test_a_channels_last_model_keeps_its_layout_and_its_draws() -> None:
+    model, loader = setup()
+    reference = robustness_curve(model, loader, noise_model("additive", sigma=0.3), [0.3], samples=4, seed=3)
+    model = model.to(memory_format=torch.channels_last)
+    conv = model[0].weight.detach().clone()
+    curve = robustness_curve(model, loader, noise_model("additive", sigma=0.3), [0.3], samples=4, seed=3)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last) and torch.equal(model[0].weight, conv)
+    assert curve.points[0].accuracies == reference.points[0].accuracies
+
+
+def test_deployed_draws_the_same_numbers_into_channels_last_weights() -> None:
+    model, _ = setup()
+    noise = noise_model("additive", sigma=0.3)
+    with perturbed(model, noise, draw_generator(7, 0)):
+        plain = model[0].weight.detach().clone()
+    model = model.to(memory_format=torch.channels_last)
+    with perturbed(model, noise, draw_generator(7, 0)):
+        assert torch.equal(model[0].weight, plain)
 
 
 @pytest.mark.parametrize("name", ["additive", "crossbar"])
