@@ -12,6 +12,7 @@ from hardware.evaluate import (
     CurvePoint,
     RobustnessCurve,
     accuracy,
+    fast_memory_format,
     format_curve_table,
     robustness_curve,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "RobustnessCurve",
     "accuracy",
     "draw_generator",
+    "fast_memory_format",
     "format_curve_table",
     "noise_model",
     "noise_names",

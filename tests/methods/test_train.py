@@ -20,16 +20,17 @@ def digits():
     return load_dataset("digits", seed=0)
 
 
-def fresh_model(data, seed: int = 0):
+def fresh_model(data, seed: int = 0, name: str = "mlp"):
     torch.manual_seed(seed)
-    return build_model("mlp", data.in_channels, data.image_size, data.num_classes, hidden=32)
+    options = {"hidden": 32} if name == "mlp" else {"channels": (4, 8), "hidden": (16,)}
+    return build_model(name, data.in_channels, data.image_size, data.num_classes, **options)
 
 
-def run(data, epochs: int = 2, report=None, resume=None, method_name: str = "baseline", **cfg):
+def run(data, epochs: int = 2, report=None, resume=None, method_name: str = "baseline", model="mlp", **cfg):
     import methods
 
     return train(
-        fresh_model(data),
+        fresh_model(data, name=model),
         methods.METHODS.build(method_name),
         hardware.noise_model("additive", sigma=0.1),
         data,
@@ -59,18 +60,35 @@ def test_same_seed_gives_identical_numbers(digits):
         assert torch.equal(pa, pb), name
 
 
-def test_resume_from_a_state_continues_exactly(digits):
+@pytest.mark.parametrize("model", ["mlp", "lenet"])  # lenet: trained in channels_last on CPU
+def test_resume_from_a_state_continues_exactly(digits, model: str):
     states = {}
 
     def keep(metrics, state: TrainState):
         states[state.epoch] = copy.deepcopy(state.state_dict())  # what a checkpoint file would hold
 
-    full = run(digits, epochs=3, report=keep, optimizer="sgd", lr=0.05)
-    resumed = run(digits, epochs=3, resume=states[1], optimizer="sgd", lr=0.05)
+    full = run(digits, epochs=3, report=keep, optimizer="sgd", lr=0.05, model=model)
+    resumed = run(digits, epochs=3, resume=states[1], optimizer="sgd", lr=0.05, model=model)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert resumed.history[-1]["train_loss"] == full.history[-1]["train_loss"]
     for pa, pb in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def test_conv_nets_train_in_channels_last_on_cpu_and_come_back_contiguous(digits):
+    seen = []
+
+    def layout(metrics, state: TrainState):
+        conv = next(m for m in state.model.modules() if isinstance(m, torch.nn.Conv2d))
+        seen.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+
+    fast = run(digits, report=layout, model="lenet", method_name="noise_injection")
+    plain = run(digits, model="lenet", method_name="noise_injection", memory_format="contiguous")
+    assert seen == [True, True]
+    assert all(p.is_contiguous() for p in fast.model.parameters())
+    # the same training up to the convolutions' summation order
+    assert fast.history[-1]["val_acc"] == pytest.approx(plain.history[-1]["val_acc"], abs=0.03)
+    assert fast.history[-1]["train_loss"] == pytest.approx(plain.history[-1]["train_loss"], rel=0.02)
 
 
 class ExplodingMethod(Method):
