@@ -3,8 +3,9 @@ bound its pass count predicts. All numbers come from one run of this script.
 
 A step is forward(s) + backward(s) + optimizer step on a batch of 128: LeNet on digits-shaped
 inputs (1x8x8, 10 classes) and ResNet-20 on synthetic CIFAR batches (3x32x32, 10 classes), with
-the additive training noise at sigma 0.2. A method declares `passes() == (f, b)`, its forward and
-backward passes per step in theory (forwards under no_grad count as full ones).
+the additive training noise at sigma 0.2, in the layout training uses on CPU (channels_last).
+A method declares `passes() == (f, b)`, its forward and backward passes per step in theory
+(forwards under no_grad count as full ones).
 
 Bound, nominal cost model: a forward costs 1 unit, a backward 2, so the baseline (1 + 1) costs 3
 and the bound is (f + 2b) / 3. Bound, measured cost model: the same with the backward/forward cost
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 import hardware
 import methods
 from methods.models import build_model
+from methods.train import training_memory_format
 
 SETUPS = {  # label: (model, in_channels, image_size, num_classes)
     "lenet/digits": ("lenet", 1, 8, 10),
@@ -65,6 +67,14 @@ def cost(passes: tuple[int, int]) -> int:
     return FORWARD * passes[0] + BACKWARD * passes[1]
 
 
+def as_trained(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The model and images in the layout `methods.train` trains them in on CPU (train.memory_format auto)."""
+    fmt = training_memory_format(model, torch.device("cpu"), "auto")
+    if fmt is None:
+        return model, x
+    return model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+
+
 def make_step(name: str, setup: tuple[str, int, int, int], batch: int) -> Callable[[], None]:
     """One full training step of method `name` (a fresh model and Adam, fixed synthetic batch)."""
     model_name, channels, size, classes = setup
@@ -72,8 +82,8 @@ def make_step(name: str, setup: tuple[str, int, int, int], batch: int) -> Callab
     noise = hardware.noise_model("additive", sigma=0.2)
     torch.manual_seed(0)
     model = method.prepare(build_model(model_name, channels, size, classes)).train()
+    model, x = as_trained(model, torch.randn(batch, channels, size, size))  # x: (B, C, H, W)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    x = torch.randn(batch, channels, size, size)  # (B, C, H, W)
     y = torch.randint(0, classes, (batch,))  # (B,)
 
     def step() -> None:
@@ -90,7 +100,8 @@ def calibration(setup: tuple[str, int, int, int], batch: int) -> dict[str, Calla
     model_name, channels, size, classes = setup
     torch.manual_seed(0)
     model = build_model(model_name, channels, size, classes).train()
-    x, y = torch.randn(batch, channels, size, size), torch.randint(0, classes, (batch,))
+    model, x = as_trained(model, torch.randn(batch, channels, size, size))  # x: (B, C, H, W)
+    y = torch.randint(0, classes, (batch,))
     loss = lambda: F.cross_entropy(model(x), y)  # noqa: E731
     return {"_forward": lambda: loss(), "_forward_backward": lambda: loss().backward()}
 

@@ -50,8 +50,11 @@ def noisy_weights(model: nn.Module, noise: NoiseModel, generator: torch.Generato
         for _, module in noisy_layers(model, noise):
             w = module._parameters["weight"]
             noise_delta = noise.sample(w, 1, generator)[0] - w.detach()  # (*w.shape), no grad
+            noisy = w + noise_delta
+            if noisy.stride() != w.stride():  # keep w's layout (channels_last with one input channel)
+                noisy = torch.empty_like(w).copy_(noisy)  # differentiable: the gradient still reaches w
             # what torch.nn.utils.stateless does: a non-leaf tensor in place of the Parameter
-            module._parameters["weight"] = w + noise_delta
+            module._parameters["weight"] = noisy
             swapped.append((module, w))
         yield
     finally:

@@ -26,6 +26,8 @@ def gram_deviation(weight: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
     ||W^T W - lam I_cols||^2 = ||W W^T - lam I_rows||^2 + lam^2 (cols - rows). For a wide conv weight
     that is a (out x out) instead of an (in*k*k x in*k*k) product, with the same value and gradient.
     """
+    if weight.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last):
+        weight = weight.permute(0, 2, 3, 1)  # a view in channels_last memory; permuted columns, the same value
     w = weight.reshape(weight.shape[0], -1)  # (rows, cols)
     rows, cols = w.shape
     gram = w.T @ w if cols <= rows else w @ w.T  # (m, m), m = min(rows, cols)

@@ -53,6 +53,16 @@ def test_equals_the_direct_formula_for_tall_and_wide_weights(shape):
     torch.testing.assert_close(g_fast, g_slow)
 
 
+@pytest.mark.parametrize("shape", [(6, 2, 3, 3), (30, 2, 1, 1), (4, 1, 3, 3)])
+def test_a_channels_last_weight_gives_the_same_value_and_gradient(shape):
+    w = torch.randn(shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    w_last = w.contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = w.requires_grad_()
+    a, b = gram_deviation(w, lam=0.7), gram_deviation(w_last, lam=0.7)
+    assert b.item() == pytest.approx(a.item(), rel=1e-10)
+    torch.testing.assert_close(torch.autograd.grad(b, w_last)[0], torch.autograd.grad(a, w)[0])
+
+
 def test_penalty_sums_conv_and_linear_layers_but_not_compensation_modules():
     torch.manual_seed(0)
     model = build_model("lenet", 1, 8, 10)
