@@ -36,6 +36,14 @@ def noisy_parameters(model: nn.Module, noise: NoiseModel) -> dict[str, nn.Parame
     return {(f"{name}." if name else "") + "weight": m.weight for name, m in noisy_layers(model, noise)}
 
 
+def in_layout_of(tensor: Tensor, like: Tensor) -> Tensor:
+    """`tensor` with the strides of `like` (differentiably). Elementwise results lose a channels_last
+    layout where it is ambiguous (one input channel), and the convolution then leaves its fast path."""
+    if tensor.stride() == like.stride():
+        return tensor
+    return torch.empty_like(like).copy_(tensor)
+
+
 @contextmanager
 def noisy_weights(model: nn.Module, noise: NoiseModel, generator: torch.Generator | None = None) -> Iterator[None]:
     """TRAINING: inside, every forward (any method of `model` or of a module wrapping it) sees
@@ -50,11 +58,8 @@ def noisy_weights(model: nn.Module, noise: NoiseModel, generator: torch.Generato
         for _, module in noisy_layers(model, noise):
             w = module._parameters["weight"]
             noise_delta = noise.sample(w, 1, generator)[0] - w.detach()  # (*w.shape), no grad
-            noisy = w + noise_delta
-            if noisy.stride() != w.stride():  # keep w's layout (channels_last with one input channel)
-                noisy = torch.empty_like(w).copy_(noisy)  # differentiable: the gradient still reaches w
             # what torch.nn.utils.stateless does: a non-leaf tensor in place of the Parameter
-            module._parameters["weight"] = noisy
+            module._parameters["weight"] = in_layout_of(w + noise_delta, w)
             swapped.append((module, w))
         yield
     finally:

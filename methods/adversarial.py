@@ -13,6 +13,7 @@ from torch import nn
 from torch.func import functional_call
 
 import hardware
+from hardware.apply import in_layout_of
 from hardware.noise.base import NoiseModel
 from methods.base import METHODS, Method, StepOutput
 from methods.consistency import frozen_batchnorm_stats, kl_divergence
@@ -83,7 +84,7 @@ class Adversarial(Method):
         history = []
         with frozen_batchnorm_stats(model):
             for _ in range(self.attack_steps):
-                star = {n: (p.detach() + scale[n] * coef[n]).requires_grad_() for n, p in params.items()}
+                star = {n: in_layout_of(p.detach() + scale[n] * coef[n], p).requires_grad_() for n, p in params.items()}
                 kl = kl_divergence(target, functional_call(model, star, (x,)))
                 grads = torch.autograd.grad(kl, list(star.values()))
                 history.append(kl.detach())
@@ -104,7 +105,7 @@ class Adversarial(Method):
         coef, _ = self.attack(model, x, clean_logits)
         params = self.attacked_parameters(model)
         with torch.set_grad_enabled(not self.attack_as_constant), frozen_batchnorm_stats(model):
-            star = {n: p + p.abs() * coef[n] for n, p in params.items()}
+            star = {n: in_layout_of(p + p.abs() * coef[n], p) for n, p in params.items()}
             star_logits = functional_call(model, star, (x,))  # (B, classes)
         kl = kl_divergence(clean_logits, star_logits)
         loss = ce + self.beta * kl

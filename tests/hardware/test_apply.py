@@ -125,3 +125,13 @@ def test_common_random_numbers_across_scales_and_models() -> None:
     for other in zs[1:]:
         for z0, z1 in zip(zs[0], other, strict=True):
             torch.testing.assert_close(z0, z1, rtol=1e-3, atol=1e-4)
+
+
+def test_noisy_training_forward_keeps_a_channels_last_layout_and_the_gradient() -> None:
+    conv = nn.Conv2d(1, 4, 3).to(memory_format=torch.channels_last)  # one input channel: an ambiguous layout
+    stride = conv.weight.stride()
+    x = torch.randn(2, 1, 6, 6).contiguous(memory_format=torch.channels_last)
+    with noisy_weights(conv, noise_model("additive", sigma=0.1), torch.Generator().manual_seed(0)):
+        assert conv.weight.stride() == stride
+        conv(x).sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
