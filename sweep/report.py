@@ -188,6 +188,25 @@ def table_rows(summaries: list[MethodSummary], reference: str) -> tuple[list[str
     return header, rows
 
 
+def columns_that_fit(header: list[str], rows: list[list[str]], width: int) -> list[int]:
+    """Indices of the columns of a `table_rows` table to show in `width` terminal columns: all when they fit,
+    else the other columns and as many evenly spaced noise scales as fit (first and last first; the middle
+    one when only one fits)."""
+
+    def cell_width(i: int) -> int:  # widest cell (headers wrap at spaces) + rich's padding and border
+        return max(max(map(len, header[i].split())), *(len(row[i]) for row in rows)) + 3
+
+    scale_columns = [i for i, name in enumerate(header) if name.startswith("acc@")]
+    others = [i for i in range(len(header)) if i not in scale_columns]
+    room = width - 1 - sum(cell_width(i) for i in others)
+    fits = max(1, room // max((cell_width(i) for i in scale_columns), default=1))
+    if fits >= len(scale_columns):
+        return list(range(len(header)))
+    n = len(scale_columns) - 1
+    picked = {scale_columns[n // 2]} if fits == 1 else {scale_columns[round(k * n / (fits - 1))] for k in range(fits)}
+    return sorted(set(others) | picked)
+
+
 def markdown(summaries: list[MethodSummary], title: str, notes: list[str], reference: str) -> str:
     header, rows = table_rows(summaries, reference)
     lines = [f"# {title}", "", *notes, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sweep.cli import CommandError
     from sweep.commands.run import wide_console
-    from sweep.report import ReportError, make_report, table_rows
+    from sweep.report import ReportError, columns_that_fit, make_report, table_rows
 
     try:
         report = make_report(
@@ -41,9 +41,20 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     console = wide_console()
     header, rows = table_rows(report["summaries"], args.reference)
-    table = Table(title=f"chosen on validation ({report['metric']}); test accuracy mean ± 95% CI over seeds")
-    for column in header:
-        table.add_column(column, justify="left" if column in ("method", "hyperparameters") else "right")
+    shown = columns_that_fit(header, rows, console.width)
+    cut = len(shown) < len(header)
+    header, rows = [header[i] for i in shown], [[row[i] for i in shown] for row in rows]
+    table = Table(
+        title=f"chosen on validation ({report['metric']}); test accuracy mean ± 95% CI over seeds",
+        caption="some noise scales left out to fit the terminal: every scale is in report.md" if cut else None,
+    )
+    for i, column in enumerate(header):
+        if column in ("method", "hyperparameters"):  # never cut a method's name; settings wrap
+            longest = max((len(row[i]) for row in rows), default=0)
+            width = longest if column == "method" else min(longest, 24)
+            table.add_column(column, justify="left", min_width=max(width, len(column)), overflow="fold")
+        else:
+            table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
