@@ -4,7 +4,7 @@
   (b) the usual research code: deep-copy the model per draw, add noise in a Python loop over its
       parameters, evaluate,
   (c) clean inference of the same images the same number of times (the floor), in the memory
-      format (a) runs the model in (channels_last on CPU, see hardware.evaluate.FAST_MEMORY_FORMAT),
+      format (a) runs the model in (channels_last on CPU, see hardware.layout.FAST_MEMORY_FORMAT),
       and in the model's own layout for comparison (what (b) runs in),
   (d) the peak float32 matmul rate of this machine, and the model's achieved FLOP/s in (a) as a
       fraction of it.
@@ -30,7 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hardware  # noqa: E402
-from hardware.evaluate import DEFAULT_PATH, fast_memory_format, memory_format  # noqa: E402
+from hardware.evaluate import DEFAULT_PATH  # noqa: E402
+from hardware.layout import fast_memory_format, images_to, memory_format  # noqa: E402
 from methods.models import build_model  # noqa: E402
 
 # (label, builder args, input shape, images, batch size, draws)
@@ -84,7 +85,7 @@ def research_style(model, batches, sigma: float, draws: int) -> list[float]:
 def clean_inference(model, batches, draws: int, fmt: torch.memory_format | None = None) -> None:
     """Clean forwards of the batches, `draws` times; with `fmt`, in that memory format (as (a) runs)."""
     with torch.no_grad(), memory_format(model, fmt):
-        batches = [(x.contiguous(memory_format=fmt) if fmt is not None else x, y) for x, y in batches]
+        batches = [(images_to(x, x.device, fmt), y) for x, y in batches]
         for _ in range(draws):
             for x, _ in batches:
                 model(x)

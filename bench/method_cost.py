@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 import hardware
 import methods
+from hardware.layout import images_to
 from methods.models import build_model
 from methods.train import training_memory_format
 
@@ -70,9 +71,7 @@ def cost(passes: tuple[int, int]) -> int:
 def as_trained(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
     """The model and images in the layout `methods.train` trains them in on CPU (train.memory_format auto)."""
     fmt = training_memory_format(model, torch.device("cpu"), "auto")
-    if fmt is None:
-        return model, x
-    return model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+    return (model if fmt is None else model.to(memory_format=fmt)), images_to(x, x.device, fmt)
 
 
 def make_step(name: str, setup: tuple[str, int, int, int], batch: int) -> Callable[[], None]:

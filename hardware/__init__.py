@@ -12,10 +12,10 @@ from hardware.evaluate import (
     CurvePoint,
     RobustnessCurve,
     accuracy,
-    fast_memory_format,
     format_curve_table,
     robustness_curve,
 )
+from hardware.layout import fast_memory_format
 from hardware.noise import NOISE_MODELS, Crossbar, NoiseModel, noise_model, noise_names
 from hardware.presets import PRESETS, preset
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hardware.layout import in_layout_of
 from hardware.noise.base import NoiseModel, Sampler
 
 ANALOG_LAYERS: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear)
@@ -34,14 +35,6 @@ def noisy_layers(model: nn.Module, noise: NoiseModel) -> list[tuple[str, nn.Modu
 def noisy_parameters(model: nn.Module, noise: NoiseModel) -> dict[str, nn.Parameter]:
     """Qualified name -> weight of every noisy layer, in module order."""
     return {(f"{name}." if name else "") + "weight": m.weight for name, m in noisy_layers(model, noise)}
-
-
-def in_layout_of(tensor: Tensor, like: Tensor) -> Tensor:
-    """`tensor` with the strides of `like` (differentiably). Elementwise results lose a channels_last
-    layout where it is ambiguous (one input channel), and the convolution then leaves its fast path."""
-    if tensor.stride() == like.stride():
-        return tensor
-    return torch.empty_like(like).copy_(tensor)
 
 
 @contextmanager

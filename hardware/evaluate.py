@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -13,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from hardware.apply import Deployed, draw_generator
+from hardware.layout import fast_memory_format, images_to, memory_format
 from hardware.noise.base import NoiseModel, Sampler
 
 EvalPath = Literal["auto", "loop", "batched"]
@@ -20,33 +20,12 @@ EvalPath = Literal["auto", "loop", "batched"]
 DEFAULT_PATH: dict[str, Literal["loop", "batched"]] = {"cpu": "loop", "cuda": "batched"}
 """Per device type: `loop` writes draw k into the weights in place and runs the normal forward;
 `batched` runs `draw_batch` draws in one torch.func.vmap forward over stacked weights (the same draws).
-CPU: bench/mc_eval.py measured the loop (with FAST_MEMORY_FORMAT) 1.6-2.0x (LeNet) and 3.2x (ResNet-20)
-faster. CUDA: not measured yet (no GPU at hand); batched is the default because small models there are
-bound by kernel launches, which batching amortizes. Run bench/mc_eval.py --device cuda and change this
-where it says otherwise."""
-
-FAST_MEMORY_FORMAT: dict[str, torch.memory_format] = {"cpu": torch.channels_last}
-"""Per device type, the memory format the loop path runs models with 2-d convolutions in (their weights
-and 4-d inputs; the model gets its own format back afterwards). CPU: oneDNN's NHWC kernels ran the
-digits LeNet 2.6x, ResNet-20 1.4x and ResNet-18 1.1x faster than the default layout at one thread
-(bench/mc_eval.py prints both floors). The draws are the same numbers in either format."""
+CPU: bench/mc_eval.py measured the loop (in channels_last, hardware.layout) 1.6-2.0x (LeNet) and 3.2x
+(ResNet-20) faster. CUDA: not measured yet (no GPU at hand); batched is the default because small models
+there are bound by kernel launches, which batching amortizes. Run bench/mc_eval.py --device cuda and
+change this where it says otherwise."""
 
 Batches = list[tuple[Tensor, Tensor]]
-
-
-@contextmanager
-def memory_format(model: nn.Module, fmt: torch.memory_format | None) -> Iterator[None]:
-    """Inside, the 4-d parameters and buffers of `model` are in `fmt` (values unchanged); on exit each
-    gets its own layout back. A no-op for None."""
-    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.dim() == 4] if fmt is not None else []
-    before = [(t, t.data) for t in tensors]
-    try:
-        for t in tensors:
-            t.data = t.data.contiguous(memory_format=fmt)
-        yield
-    finally:
-        for t, data in before:
-            t.data = data  # the original tensors, untouched: the exact bits and layout come back
 
 
 @dataclass
@@ -162,16 +141,7 @@ def as_batches(
 ) -> Batches:
     """The loader's batches as tensors on `device` (4-d inputs in `fmt`), kept for all draws (one pass
     over the loader)."""
-    batches = [(x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader]
-    if fmt is not None:
-        batches = [(x.contiguous(memory_format=fmt) if x.dim() == 4 else x, y) for x, y in batches]
-    return batches
-
-
-def fast_memory_format(model: nn.Module, device: torch.device) -> torch.memory_format | None:
-    """The memory format to evaluate `model` in on `device` (FAST_MEMORY_FORMAT), None to keep its own."""
-    has_conv2d = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    return FAST_MEMORY_FORMAT.get(device.type) if has_conv2d else None
+    return [(images_to(x, device, fmt), y.to(device, non_blocking=True)) for x, y in loader]
 
 
 def _correct(model: nn.Module, xs: list[Tensor], y: Tensor) -> int:

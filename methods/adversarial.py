@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import functional_call
 
 import hardware
-from hardware.apply import in_layout_of
+from hardware.layout import in_layout_of
 from hardware.noise.base import NoiseModel
 from methods.base import METHODS, Method, StepOutput
 from methods.consistency import frozen_batchnorm_stats, kl_divergence

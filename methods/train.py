@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import hardware
+from hardware.layout import images_to
 from hardware.noise.base import NoiseModel
 from methods.base import Method
 from methods.datasets.base import DataSplits
@@ -177,7 +178,7 @@ def train(
         term_sums: dict[str, float] = defaultdict(float)
         seen = correct = 0
         for x, y in train_loader:
-            x, y = to_device(x, device, fmt), y.to(device)  # (B, C, H, W), (B,)
+            x, y = images_to(x, device, fmt), y.to(device)  # (B, C, H, W), (B,)
             out = method.step(model, x, y, noise)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(f"loss became {out.loss.item()} in epoch {epoch + 1} ({method.name})")
@@ -217,13 +218,6 @@ def training_memory_format(model: nn.Module, device: torch.device, name: str) ->
     if name == "auto":
         return hardware.fast_memory_format(model, device)
     return torch.channels_last if name == "channels_last" else None
-
-
-def to_device(x: torch.Tensor, device: torch.device, fmt: torch.memory_format | None) -> torch.Tensor:
-    """A batch of inputs on `device`, images (4-d) in `fmt`."""
-    if fmt is not None and x.dim() == 4:
-        return x.to(device, memory_format=fmt)
-    return x.to(device)
 
 
 def validate(

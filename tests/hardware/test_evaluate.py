@@ -14,13 +14,14 @@ from hardware import (
     RobustnessCurve,
     accuracy,
     draw_generator,
-    evaluate,
     format_curve_table,
+    layout,
     noise_model,
     perturbed,
     robustness_curve,
 )
-from hardware.evaluate import fast_memory_format, t_quantile
+from hardware.evaluate import t_quantile
+from hardware.layout import fast_memory_format
 
 
 def setup(seed: int = 0) -> tuple[nn.Module, DataLoader]:
@@ -89,7 +90,7 @@ def test_fast_memory_format_gives_the_same_draws_and_gives_the_layout_back(
     noise = noise_model(name, sigma=0.3)
     fast = robustness_curve(model, loader, noise, [0.3], samples=6, seed=2, path="loop")
     assert model[0].weight is conv and conv.is_contiguous() and torch.equal(conv, before)
-    monkeypatch.setattr(evaluate, "FAST_MEMORY_FORMAT", {})
+    monkeypatch.setattr(layout, "FAST_MEMORY_FORMAT", {})
     assert fast_memory_format(model, conv.device) is None
     plain = robustness_curve(model, loader, noise, [0.3], samples=6, seed=2, path="loop")
     # the same noise draws; only the convolution's summation order differs, so a rare tie may flip
