@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -108,6 +109,7 @@ def perturbed(model: nn.Module, noise: NoiseModel, generator: torch.Generator | 
         deployed.restore()
 
 
+@lru_cache(maxsize=4096)  # every scale and every evaluation asks for the same few (seed, k): hash once
 def draw_seed(seed: int, k: int) -> int:
     """A well-mixed 64-bit seed for draw `k` of an evaluation with seed `seed` (both >= 0)."""
     if seed < 0 or k < 0:
