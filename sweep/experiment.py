@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hardware import RobustnessCurve, robustness_curve
+from hardware import RobustnessCurve, accuracy, robustness_curve
 from methods.datasets import DataSplits, load_dataset
 from methods.models import StagedModel, build_model
 from methods.train import Report, TrainResult, make_loader, train
@@ -58,3 +58,18 @@ def test_curve(model: nn.Module, data: DataSplits, cfg: ExperimentConfig, split:
     return robustness_curve(
         model, loader, cfg.noise, e.scales, e.samples, e.seed, target_ci=e.target_ci, max_samples=e.max_samples
     )
+
+
+def clean_test_accuracy(model: nn.Module, data: DataSplits, cfg: ExperimentConfig, curve: RobustnessCurve) -> float:
+    """Test accuracy with the clean weights: the curve's point at scale 0 when it has one (the same forward),
+    else one clean pass over the test split."""
+    for point in curve.points:
+        if point.scale == 0:
+            return point.mean
+    return accuracy(model, make_loader(data.test, max(cfg.train.batch_size, 256), shuffle=False))
+
+
+def method_summary(cfg: ExperimentConfig) -> dict[str, float]:
+    """The method's own scalars after training (e.g. correctnet's placement and added parameters), else {}."""
+    summary = getattr(cfg.method, "summary", None)
+    return summary() if callable(summary) else {}

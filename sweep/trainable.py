@@ -144,28 +144,23 @@ def bundle(epochs: list[dict[str, float]], context: dict[str, Any]) -> dict[str,
 
 def final_report(model: torch.nn.Module, data: DataSplits, cfg: ExperimentConfig) -> tuple[dict[str, Any], Path]:
     """Test curve, validation AUC and the deployed model, written to a fresh checkpoint folder."""
-    from hardware import accuracy
-    from methods.train import make_loader
     from sweep.checkpoint import save_checkpoint
-    from sweep.experiment import data_shape, test_curve
+    from sweep.experiment import clean_test_accuracy, data_shape, method_summary, test_curve
     from sweep.plots import plot_curve
 
     start = time.perf_counter()
     curve = test_curve(model, data, cfg)
     val_curve = test_curve(model, data, cfg, split="val")
-    test_acc = accuracy(model, make_loader(data.test, max(cfg.train.batch_size, 256), shuffle=False))
     metrics: dict[str, Any] = {
         "final": True,
-        "test_acc": test_acc,
+        "test_acc": clean_test_accuracy(model, data, cfg, curve),
         "auc": curve.auc,
         "val_auc": val_curve.auc,
         **{scale_label(p.scale): p.mean for p in curve.points},
         "curve": json.dumps(curve.to_dict()),
         "eval_seconds": time.perf_counter() - start,
+        **method_summary(cfg),
     }
-    summary = getattr(cfg.method, "summary", None)  # a method's own scalars, e.g. correctnet/added_params
-    if callable(summary):
-        metrics.update(summary())
     folder = Path(tempfile.mkdtemp(prefix="noisesweep-final-"))
     save_checkpoint(folder / MODEL_FILE, model, cfg, data_shape(data))
     (folder / CURVE_JSON).write_text(json.dumps(curve.to_dict(), indent=1))

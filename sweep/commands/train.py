@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from hardware import format_curve_table
     from sweep.checkpoint import save_checkpoint
     from sweep.config import ConfigError, load_config
-    from sweep.experiment import build_data, data_shape, run_training, test_curve
+    from sweep.experiment import build_data, clean_test_accuracy, data_shape, method_summary, run_training, test_curve
 
     cfg = load_config(args.config, args.overrides)
     folder = output_folder(args.out, args.config, args.overwrite)
@@ -72,19 +72,15 @@ def run(args: argparse.Namespace) -> int:
 
     save_checkpoint(folder / "checkpoint.pt", result.model, cfg, data_shape(data))
     metrics = {
-        "test_acc": curve.points[0].mean if curve.scales[0] == 0 else None,
+        "test_acc": clean_test_accuracy(result.model, data, cfg, curve),
         "train_seconds": train_seconds,
         "history": result.history,
         "curve": curve.to_dict(),
         "config": cfg.model_dump(mode="json"),
+        "method_summary": method_summary(cfg),
     }
-    summary = getattr(cfg.method, "summary", None)  # a method's own scalars, e.g. correctnet's placement
-    if callable(summary):
-        metrics["method_summary"] = summary()
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     console.print(format_curve_table(curve))
-    clean = metrics["test_acc"]
-    if clean is not None:
-        console.print(f"[bold]test accuracy {clean:.4f}[/] (clean weights); trained in {train_seconds:.1f}s")
+    console.print(f"[bold]test accuracy {metrics['test_acc']:.4f}[/] (clean weights); trained in {train_seconds:.1f}s")
     console.print(f"wrote {folder / 'checkpoint.pt'} and {folder / 'metrics.json'}")
     return 0
