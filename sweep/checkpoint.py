@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,28 @@ def save_checkpoint(
     return path
 
 
+def safe_load(path: str | Path) -> Any:
+    """`torch.load` that never runs code from the file: tensors, numbers, strings, lists and dicts only.
+
+    A file from elsewhere (a shared bucket, a download) may carry a pickle payload; `weights_only=True`
+    refuses any global outside torch's allow-list before anything is executed.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "pickle protocol 4" and the like: the error below says it
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        code = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if code:
+            raise ValueError(
+                f"{path}: refused, the file would run code ({code.group(1)}); a checkpoint holds only tensors "
+                "and plain data"
+            ) from None
+        raise ValueError(f"{path}: not a readable torch file (UnpicklingError)") from None
+    except Exception as error:  # any parse failure of untrusted bytes (KeyError, EOFError, RuntimeError, ...)
+        raise ValueError(f"{path}: not a readable torch file ({type(error).__name__})") from None
+
+
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, ExperimentConfig]:
     """Rebuild the deployed model of a checkpoint written by `save_checkpoint` (eval mode, CPU)."""
     from sweep.experiment import build_backbone
@@ -42,10 +67,15 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ExperimentConfig]:
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a noisesweep checkpoint (format {payload.get('format')!r}, expected {FORMAT})")
+    payload = safe_load(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state_dict" not in payload:
+        found = f"format {payload.get('format')!r}" if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: not a noisesweep checkpoint ({found}, expected format {FORMAT})")
     cfg: ExperimentConfig = validate(ExperimentConfig, payload["config"])
-    model = cfg.method.rebuild(build_backbone(cfg, payload["data_shape"]), payload.get("architecture", {}))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = cfg.method.rebuild(build_backbone(cfg, payload["data_shape"]), payload.get("architecture", {}))
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: weights do not fit the model its config builds ({first[:160]})") from None
     return model.eval(), cfg

@@ -3,8 +3,9 @@ in `SeedRepeater`, which runs every hyperparameter draw once per seed and names 
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
+from pathlib import Path
 from typing import Any
 
 from ray.tune.search import Searcher
@@ -33,12 +34,12 @@ class ListSearcher(Searcher):
         return True
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
+        """JSON, never pickle: the storage path may be a shared bucket others can write to."""
+        Path(checkpoint_path).write_text(json.dumps({"configs": self.configs, "next": self.next}))
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+        state = json.loads(Path(checkpoint_path).read_text())
+        self.configs, self.next = list(state["configs"]), int(state["next"])
 
 
 class SeedRepeater(Searcher):

@@ -24,6 +24,7 @@ import torch
 
 from methods.datasets import DataSplits
 from methods.train import TrainState
+from sweep.checkpoint import safe_load
 from sweep.config import ExperimentConfig
 from sweep.space import TRIAL_KEY, SearchSpace
 
@@ -100,7 +101,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
             if (Path(folder) / FINAL_FILE).exists():
                 tune.report(json.loads((Path(folder) / FINAL_FILE).read_text()))
                 return
-            resume = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+            resume = safe_load(Path(folder) / STATE_FILE)
 
     data = cached_data(cfg)
     unsent: list[dict[str, float]] = []  # epochs not reported yet (see report_seconds)
