@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hardware  # noqa: E402
 from hardware.evaluate import DEFAULT_PATH  # noqa: E402
 from hardware.layout import fast_memory_format, images_to, memory_format  # noqa: E402
-from methods.models import build_model  # noqa: E402
+from zoo import build_model  # noqa: E402
 
 # (label, builder args, input shape, images, batch size, draws)
 CASES = [

@@ -42,9 +42,9 @@ import torch.nn.functional as F
 
 import hardware
 import methods
-from hardware.layout import images_to
-from methods.models import build_model
+from hardware import images_to
 from methods.train import training_memory_format
+from zoo import build_model
 
 SETUPS = {  # label: (model, in_channels, image_size, num_classes)
     "lenet/digits": ("lenet", 1, 8, 10),

@@ -43,11 +43,12 @@ def epoch_seconds(threads: int) -> float:
     import torch
 
     from sweep.config import ExperimentConfig, validate
-    from sweep.experiment import build_data, run_training
+    from sweep.experiment import run_training
+    from zoo import build_data
 
     torch.set_num_threads(threads)
     cfg = validate(ExperimentConfig, {**BASE, "train": {**BASE["train"], "epochs": 3}})
-    data = build_data(cfg)
+    data = build_data(cfg.data)
     times: list[float] = []
     run_training(cfg, data, report=lambda metrics, state: times.append(time.perf_counter()))
     return (times[-1] - times[0]) / (len(times) - 1)
@@ -56,8 +57,8 @@ def epoch_seconds(threads: int) -> float:
 def measure(
     trials: int, seconds: float, cores: int, per_epoch: float, folder: Path, report_interval: float
 ) -> dict[str, float]:
-    from sweep.runner import run_sweep
-    from sweep.sweep_config import build_sweep
+    from sweep.config import build_sweep
+    from sweep.execution import run_sweep
 
     epochs = max(1, round(seconds / per_epoch))
     name = f"bench-{seconds:g}s-{report_interval:g}"
@@ -95,7 +96,7 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
 
-    from sweep.runner import start_ray
+    from sweep.execution import start_ray
 
     per_epoch = epoch_seconds(threads=1)
     start = time.perf_counter()

@@ -1,13 +1,9 @@
-"""Training methods, models, data sets and the training loop.
+"""Training methods and the training loop; the public API the sweeps use.
 
 Importing the package registers every training method with `METHODS` (one module per method).
 """
 
-from methods.torchvision_compat import import_torchvision
-
-import_torchvision()  # once, before any submodule imports torchvision (see torchvision_compat)
-
-from methods import (  # noqa: E402, F401  (each import registers a method)
+from methods import (  # noqa: F401  (each import registers a method)
     adversarial,
     baseline,
     consistency,
@@ -17,7 +13,9 @@ from methods import (  # noqa: E402, F401  (each import registers a method)
     nft,
     noise_injection,
 )
-from methods.base import METHODS, Method, StepOutput  # noqa: E402
+from methods.base import METHODS, Method, StepOutput, TrainContext, Trained
+from methods.train import Report, TrainResult, TrainState, make_loader, train
+from methods.train_config import TrainConfig, resolve_device
 
 
 def names() -> list[str]:
@@ -25,4 +23,18 @@ def names() -> list[str]:
     return METHODS.names()
 
 
-__all__ = ["METHODS", "Method", "StepOutput", "names"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "Report",
+    "StepOutput",
+    "TrainConfig",
+    "TrainContext",
+    "TrainResult",
+    "TrainState",
+    "Trained",
+    "make_loader",
+    "names",
+    "resolve_device",
+    "train",
+]

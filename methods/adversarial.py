@@ -13,10 +13,9 @@ from torch import nn
 from torch.func import functional_call
 
 import hardware
-from hardware.layout import in_layout_of
-from hardware.noise.base import NoiseModel
+from hardware import NoiseModel, in_layout_of
 from methods.base import METHODS, Method, StepOutput
-from methods.consistency import frozen_batchnorm_stats, kl_divergence
+from methods.shared import frozen_batchnorm_stats, kl_divergence
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 """Layers whose parameters the adversary leaves alone (they are digital on the chip)."""

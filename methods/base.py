@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from hardware.noise.base import NoiseModel
-from hardware.registry import Plugin, PluginRegistry
-
-if TYPE_CHECKING:
-    from methods.train import TrainContext
+from hardware import NoiseModel, Plugin, PluginRegistry
+from methods.train_config import TrainConfig
 
 
 @dataclass
@@ -23,6 +21,30 @@ class StepOutput:
     loss: torch.Tensor  # scalar
     logits: torch.Tensor  # (B, classes), for the training accuracy
     terms: dict[str, float] = field(default_factory=dict)  # named loss terms, for logging
+
+
+@dataclass
+class TrainContext:
+    """What a method's `after_training` phase may use (CorrectNet trains its compensation here)."""
+
+    cfg: TrainConfig
+    noise: NoiseModel
+    train_loader: DataLoader
+    val_loader: DataLoader
+    device: torch.device
+    seed: int
+    eval_seed: int
+
+
+@dataclass
+class Trained:
+    """What `Method.after_training` returns: the deployable model and what the method found out."""
+
+    model: nn.Module
+    summary: dict[str, float] = field(default_factory=dict)
+    """Scalars for a tracker, named `<method>/<quantity>` (e.g. `correctnet/added_params`)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Everything else the method wants to hand back (e.g. CorrectNet's search history)."""
 
 
 class Method(Plugin):
@@ -45,9 +67,10 @@ class Method(Plugin):
         bench: a forward costs 1 unit, a backward 2); passes of methods without a declaration: (1, 1)."""
         return (1, 1)
 
-    def after_training(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
-        """Called once after the last epoch: strip what must not be deployed, or run a second phase."""
-        return model
+    def after_training(self, model: nn.Module, ctx: TrainContext) -> Trained:
+        """Called once after the last epoch: strip what must not be deployed, or run a second phase.
+        The method's results travel in the returned `Trained`, never in the method (a config object)."""
+        return Trained(model)
 
     def architecture(self, model: nn.Module) -> dict:
         """What, beyond the config, rebuilds the deployed model (e.g. where modules were inserted)."""

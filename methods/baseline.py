@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardware.noise.base import NoiseModel
+from hardware import NoiseModel
 from methods.base import METHODS, Method, StepOutput
 
 

@@ -3,8 +3,6 @@ intermediate features are pulled towards those of the clean, noise-free network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -13,29 +11,9 @@ from pydantic import Field
 from torch import nn
 
 import hardware
-from hardware.noise.base import NoiseModel
+from hardware import NoiseModel
 from methods.base import METHODS, Method, StepOutput
-
-
-@contextmanager
-def frozen_batchnorm_stats(model: nn.Module) -> Iterator[None]:
-    """Inside, BatchNorm layers in train mode still normalize with the batch statistics but do not
-    update their running statistics (nor `num_batches_tracked`): for auxiliary forwards."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    norms = [m for m in norms if m.track_running_stats]
-    try:
-        for m in norms:
-            m.track_running_stats = False
-        yield
-    finally:
-        for m in norms:
-            m.track_running_stats = True
-
-
-def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(p) || softmax(q)) of logits (B, classes), averaged over the batch."""
-    log_p, log_q = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)  # (B, classes)
-    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
+from methods.shared import frozen_batchnorm_stats, kl_divergence
 
 
 def _distance(kind: str, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from methods.base import METHODS
+from methods.base import METHODS, TrainContext, Trained
 from methods.baseline import Baseline
-
-if TYPE_CHECKING:
-    from methods.train import TrainContext
 
 
 class StageDropout:
@@ -38,6 +35,14 @@ def _stages(model: nn.Module) -> list[nn.Module]:
     return list(model.stages.values())
 
 
+def remove_dropout(model: nn.Module) -> nn.Module:
+    """`model` without the `StageDropout` hooks of its stages (in place)."""
+    for stage in _stages(model):
+        for key in [k for k, hook in stage._forward_hooks.items() if isinstance(hook, StageDropout)]:
+            del stage._forward_hooks[key]
+    return model
+
+
 @METHODS.add
 class Dropout(Baseline):
     """The baseline, CE(f(x; w), y) on clean weights, with dropout(p) on every stage's output.
@@ -53,13 +58,10 @@ class Dropout(Baseline):
     """Probability of zeroing a hidden activation during training (Buechel et al.: 0.3)."""
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        model = self.after_training(model, None)  # idempotent: never two dropouts on a stage
+        model = remove_dropout(model)  # idempotent: never two dropouts on a stage
         for stage in _stages(model):
             stage.register_forward_hook(StageDropout(self.p))
         return model
 
-    def after_training(self, model: nn.Module, ctx: TrainContext | None) -> nn.Module:
-        for stage in _stages(model):
-            for key in [k for k, hook in stage._forward_hooks.items() if isinstance(hook, StageDropout)]:
-                del stage._forward_hooks[key]
-        return model
+    def after_training(self, model: nn.Module, ctx: TrainContext) -> Trained:
+        return Trained(remove_dropout(model))

@@ -12,11 +12,8 @@ from pydantic import Field
 from torch import nn
 
 import hardware
-from hardware.noise.base import NoiseModel
+from hardware import ANALOG_LAYERS, NoiseModel
 from methods.base import METHODS, Method, StepOutput
-
-REGULARIZED: tuple[type[nn.Module], ...] = (nn.modules.conv._ConvNd, nn.Linear)
-"""Layers whose weight is regularized: the analog ones (compensation modules are not among them)."""
 
 
 def gram_deviation(weight: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
@@ -57,8 +54,8 @@ class _GramDeviation(torch.autograd.Function):
 
 
 def lipschitz_penalty(model: nn.Module, lam: float = 1.0) -> torch.Tensor:
-    """sum over conv and linear layers l of ||W_l^T W_l - lam I||_F^2 (a scalar tensor)."""
-    terms = [gram_deviation(m.weight, lam) for m in model.modules() if isinstance(m, REGULARIZED)]
+    """sum over the analog (conv and linear) layers l of ||W_l^T W_l - lam I||_F^2 (a scalar tensor)."""
+    terms = [gram_deviation(m.weight, lam) for m in model.modules() if isinstance(m, ANALOG_LAYERS)]
     if not terms:
         raise ValueError("lipschitz: the model has no conv or linear layer to regularize")
     return torch.stack(terms).sum()

@@ -5,7 +5,7 @@ negative feedback, so that the backbone learns to move away from what noise make
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +13,9 @@ from pydantic import Field
 from torch import nn
 
 import hardware
-from hardware.noise.base import NoiseModel
-from methods.base import METHODS, Method, StepOutput
-from methods.consistency import frozen_batchnorm_stats
-
-if TYPE_CHECKING:
-    from methods.train import TrainContext
+from hardware import NoiseModel
+from methods.base import METHODS, Method, StepOutput, TrainContext, Trained
+from methods.shared import frozen_batchnorm_stats
 
 EXITS = "nft_exits"
 """Attribute of the model holding the IRS side exits during training (removed by `after_training`)."""
@@ -199,7 +196,7 @@ class NFT(Method):
         loss = F.cross_entropy(nf_out / (n_outs + 1), y)
         return StepOutput(loss, logits, {"nf_ce": loss.item(), "ce": F.cross_entropy(logits, y).item()})
 
-    def after_training(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
+    def after_training(self, model: nn.Module, ctx: TrainContext) -> Trained:
         if hasattr(model, EXITS):
             delattr(model, EXITS)
-        return model
+        return Trained(model)

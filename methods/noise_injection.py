@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import hardware
-from hardware.noise.base import NoiseModel
+from hardware import NoiseModel
 from methods.base import METHODS, Method, StepOutput
 
 

@@ -6,71 +6,19 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import hardware
-from hardware.layout import images_to
-from hardware.noise.base import NoiseModel
-from methods.base import Method
-from methods.datasets.base import DataSplits
+from hardware import NoiseModel, images_to
+from methods.base import Method, TrainContext
 from methods.optim import build_optimizer, build_schedule
-
-
-class TrainConfig(BaseModel):
-    """How to train: optimizer, schedule, epochs, batch size, device."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    epochs: int = Field(30, ge=1)
-    """Number of passes over the training split."""
-    batch_size: int = Field(64, ge=1)
-    """Training (and evaluation) batch size."""
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    """Optimizer: SGD with momentum, Adam or AdamW."""
-    lr: float = Field(2e-3, gt=0)
-    """Initial learning rate."""
-    momentum: float = Field(0.9, ge=0, lt=1)
-    """SGD momentum (ignored by Adam/AdamW)."""
-    nesterov: bool = False
-    """Nesterov momentum for SGD."""
-    weight_decay: float = Field(0.0, ge=0)
-    """L2 weight decay (decoupled for AdamW)."""
-    schedule: Literal["cosine", "step", "none"] = "cosine"
-    """Per-epoch learning-rate schedule."""
-    step_size: int = Field(30, ge=1)
-    """Epochs between decays of the `step` schedule."""
-    gamma: float = Field(0.1, gt=0, le=1)
-    """Decay factor of the `step` schedule."""
-    grad_clip: float | None = Field(None, gt=0)
-    """Clip the global gradient norm to this value (None: no clipping)."""
-    val_noise_samples: int = Field(3, ge=1)
-    """Monte Carlo draws for the per-epoch noisy validation accuracy at the training noise scale."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Where to train: `auto` picks CUDA when available."""
-    num_workers: int = Field(0, ge=0)
-    """DataLoader worker processes (0: load in the training process)."""
-    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
-    """Layout of conv weights and images while training: `auto` is channels_last for conv nets on CPU
-    (oneDNN's NHWC kernels: a LeNet step 1.25x, ResNet-20 1.09x faster); the result is contiguous."""
-
-
-@dataclass
-class TrainContext:
-    """What a method's `after_training` phase may use (CorrectNet trains its compensation here)."""
-
-    cfg: TrainConfig
-    noise: NoiseModel
-    train_loader: DataLoader
-    val_loader: DataLoader
-    device: torch.device
-    seed: int
-    eval_seed: int
+from methods.shared import derive_seed
+from methods.train_config import TrainConfig, resolve_device
+from zoo import DataSplits
 
 
 @dataclass
@@ -104,22 +52,11 @@ class TrainState:
 class TrainResult:
     model: nn.Module  # the deployable model (method extras stripped)
     history: list[dict[str, float]]
+    summary: dict[str, float] = field(default_factory=dict)  # the method's scalars (`Trained.summary`)
+    details: dict[str, Any] = field(default_factory=dict)  # the method's other results (`Trained.details`)
 
 
 Report = Callable[[dict[str, float], TrainState], None]
-
-
-def derive_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from several integers (e.g. run seed and epoch)."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device='cuda' but no CUDA device is available; allowed here: auto, cpu")
-    return torch.device(name)
 
 
 def make_loader(
@@ -168,7 +105,7 @@ def train(
         state.load_state_dict(resume)
 
     train_loader = make_loader(data.train, cfg.batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers)
-    val_loader = make_loader(data.val, max(cfg.batch_size, 256), shuffle=False, num_workers=cfg.num_workers)
+    val_loader = make_loader(data.val, cfg.eval_batch_size, shuffle=False, num_workers=cfg.num_workers)
 
     for epoch in range(state.epoch, cfg.epochs):
         torch.manual_seed(derive_seed(seed, epoch))
@@ -209,8 +146,8 @@ def train(
     if fmt is not None:
         model = model.to(memory_format=torch.contiguous_format)  # checkpoints and users get the usual layout
     ctx = TrainContext(cfg, noise, train_loader, val_loader, device, seed, eval_seed)
-    model = method.after_training(model, ctx)
-    return TrainResult(model, state.history)
+    trained = method.after_training(model, ctx)
+    return TrainResult(trained.model, state.history, trained.summary, trained.details)
 
 
 def training_memory_format(model: nn.Module, device: torch.device, name: str) -> torch.memory_format | None:

@@ -7,11 +7,9 @@ import argparse
 import importlib
 import sys
 
+from sweep.commands import CommandError
+
 COMMANDS = ("train", "eval", "run", "report", "list")
-
-
-class CommandError(Exception):
-    """A problem with the user's input, found before any work: one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sweep.config import ConfigError
+    from sweep.config import ConfigError  # not at the top: it imports torch, and `sweep --help` needs none
 
     try:
         return int(args.func(args) or 0)

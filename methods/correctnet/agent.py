@@ -35,10 +35,6 @@ class SearchResult:
         """The sampled placement with the highest reward (the first one on ties)."""
         return self.choices[max(range(len(self.rewards)), key=self.rewards.__getitem__)]
 
-    @property
-    def best_reward(self) -> float:
-        return max(self.rewards)
-
     def frequencies(self, last: int | None = None) -> list[float]:
         """How often each candidate was chosen (over the last `last` episodes, default all)."""
         chosen = self.choices[-last:] if last else self.choices

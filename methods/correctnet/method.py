@@ -7,16 +7,16 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 from torch import nn
 
 import hardware
-from hardware.noise.base import NoiseModel
-from methods import compensation
-from methods.base import METHODS
+from hardware import NoiseModel
+from methods.base import METHODS, TrainContext, Trained
+from methods.correctnet import compensation
+from methods.correctnet.agent import Placement, reinforce
 from methods.lipschitz import Lipschitz
-from methods.placement_agent import Placement, reinforce
-from methods.train import TrainContext, derive_seed
+from methods.shared import derive_seed
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -26,8 +26,8 @@ class CorrectNet(Lipschitz):
     """Phase 1 (the training epochs): the `lipschitz` loss, unchanged.
 
     Phase 2 (`after_training`): the backbone is frozen (eval mode: BatchNorm statistics fixed).
-    A REINFORCE agent (`methods.placement_agent`) picks a subset of the candidate layers; each
-    placement gets compensation modules on those layers' outputs (`methods.compensation`: residual
+    A REINFORCE agent (`methods.correctnet.agent`) picks a subset of the candidate layers; each
+    placement gets compensation modules on those layers' outputs (`methods.correctnet.compensation`: residual
     1x1 conv after a Conv2d, rank-r linear after a Linear, identity at init) trained for
     `episode_batches` batches under the training noise, and its reward is
 
@@ -38,8 +38,8 @@ class CorrectNet(Lipschitz):
     The best placement seen is then trained for `final_epochs` epochs and deployed with the model;
     the modules run digitally (no noise) and are counted in the model's parameters.
 
-    After `after_training`: `result` holds the placement, reward history, final policy and added
-    parameter count; `summary()` the scalars for a tracker; `architecture(model)` the placement,
+    `after_training` returns the placement, reward history, final policy and added parameter count
+    as the `Trained` details, its scalars as the summary; `architecture(model)` is the placement,
     which `rebuild` re-inserts before a checkpoint's weights are loaded.
     """
 
@@ -65,18 +65,9 @@ class CorrectNet(Lipschitz):
     final_epochs: int = Field(2, ge=0)
     """Epochs over the training split for the chosen placement's final compensation modules."""
 
-    _result: dict[str, Any] = PrivateAttr(default_factory=dict)
-
-    @property
-    def result(self) -> dict[str, Any]:
-        """placement, added_params, reward_history, choices, probabilities, val_noisy_acc_before/after."""
-        return self._result
-
-    def summary(self) -> dict[str, float]:
-        """Scalars of the last `after_training` for a tracker (empty before it)."""
-        r = self._result
-        if not r:
-            return {}
+    @staticmethod
+    def summary(r: dict[str, Any]) -> dict[str, float]:
+        """The scalars of `after_training`'s details `r` for a tracker."""
         return {
             "correctnet/added_params": float(r["added_params"]),
             "correctnet/modules": float(len(r["placement"])),
@@ -87,7 +78,7 @@ class CorrectNet(Lipschitz):
 
     # ------------------------------------------------------------------------ the second phase
 
-    def after_training(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
+    def after_training(self, model: nn.Module, ctx: TrainContext) -> Trained:
         layers = dict(model.named_modules())
         candidates = self.candidate_layers(model, ctx.noise)
         was_training = model.training
@@ -126,7 +117,7 @@ class CorrectNet(Lipschitz):
             p.requires_grad_(True)
         model.train(was_training)
 
-        self._result = {
+        details = {
             "placement": list(chosen),
             "added_params": sum(p.numel() for p in compensation.compensation_parameters(model)),
             "reward_history": list(search.rewards),
@@ -135,7 +126,7 @@ class CorrectNet(Lipschitz):
             "val_noisy_acc_before": before,
             "val_noisy_acc_after": after,
         }
-        return model
+        return Trained(model, self.summary(details), details)
 
     def candidate_layers(self, model: nn.Module, noise: NoiseModel) -> list[str]:
         """`candidates`, or the noisy Conv2d / Linear layers of `model` under `noise` (module order)."""

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sweep.commands import CommandError
+
 EDITABLE = ("noise", "eval", "data")
 """Config sections `--set` may change here (the model and its training are fixed by the checkpoint)."""
 
@@ -40,8 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_scales(text: str) -> list[float]:
-    from sweep.cli import CommandError
-
     try:
         return [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -51,7 +51,6 @@ def parse_scales(text: str) -> list[float]:
 def eval_config(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The checkpoint's config with the command line applied (validated by the caller)."""
     import hardware
-    from sweep.cli import CommandError
     from sweep.config import apply_overrides
 
     if args.noise is not None:
@@ -78,24 +77,23 @@ def eval_config(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from hardware import format_curve_table
-    from sweep.checkpoint import load_checkpoint
-    from sweep.cli import CommandError
+    from methods import resolve_device
     from sweep.config import ConfigError, ExperimentConfig, validate
-    from sweep.experiment import build_data, test_curve
+    from sweep.experiment import load_checkpoint, test_curve
+    from zoo import build_data
 
     try:
         model, saved = load_checkpoint(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
         raise CommandError(str(err)) from None
     cfg = validate(ExperimentConfig, eval_config(saved.model_dump(mode="json"), args))
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise CommandError("--device cuda: CUDA is not available on this machine")
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     try:
-        data = build_data(cfg)
+        device = resolve_device(args.device)
+    except ValueError:
+        raise CommandError("--device cuda: CUDA is not available on this machine") from None
+    try:
+        data = build_data(cfg.data)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"data: {err}") from None
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from sweep.commands import CommandError
+from sweep.commands.run import wide_console
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="compare the methods of a sweep (reads MLflow)")
@@ -29,8 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from sweep.cli import CommandError
-    from sweep.commands.run import wide_console
     from sweep.report import ReportError, columns_that_fit, make_report, table_rows
 
     try:

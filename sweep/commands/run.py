@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from sweep.commands import CommandError
 from sweep.commands.train import add_set_argument
 
 
@@ -29,8 +30,7 @@ def wide_console() -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep.cli import CommandError
-    from sweep.sweep_config import load_sweep
+    from sweep.config import load_sweep
 
     cfg = load_sweep(args.config, args.overrides)  # every config error, before Ray starts
     if args.retry_failed and not args.resume:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(console, space)
 
-    from sweep.runner import SweepError, pareto_groups, run_sweep, summary_table
+    from sweep.execution import SweepError, pareto_groups, run_sweep, summary_table
 
     try:
         outcome = run_sweep(
@@ -80,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def dry_run(console: object, space: object) -> int:
-    from sweep.space import SearchSpace
-
-    assert isinstance(space, SearchSpace)
+def dry_run(console: object, space: Any) -> int:
+    """Print the grid points and seeds of a `sweep.config.SearchSpace`; run nothing."""
     points = space.points()
     for i, point in enumerate(points):
         print(f"point {i:>3}: {point}" + (f"  x {space.num_samples} samples" if space.num_samples > 1 else ""))

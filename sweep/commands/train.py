@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from sweep.commands import CommandError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one model from a config (no Ray)")
@@ -25,12 +27,12 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def output_folder(out: str | None, config: str, overwrite: bool) -> Path:
-    from sweep.cli import CommandError
+    from sweep.experiment import MODEL_FILE
 
     if out is None:
         return Path("out") / "train" / f"{Path(config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = Path(out)
-    if (folder / "checkpoint.pt").exists() and not overwrite:
+    if (folder / MODEL_FILE).exists() and not overwrite:
         raise CommandError(f"--out {folder} already holds a checkpoint; pick another folder or pass --overwrite")
     return folder
 
@@ -39,14 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hardware import format_curve_table
-    from sweep.checkpoint import save_checkpoint
     from sweep.config import ConfigError, load_config
-    from sweep.experiment import build_data, clean_test_accuracy, data_shape, method_summary, run_training, test_curve
+    from sweep.experiment import MODEL_FILE, clean_test_accuracy, run_training, save_checkpoint, test_curve
+    from zoo import build_data, data_shape
 
     cfg = load_config(args.config, args.overrides)
     folder = output_folder(args.out, args.config, args.overwrite)
     try:
-        data = build_data(cfg)
+        data = build_data(cfg.data)
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"data: {err}") from None
 
@@ -70,17 +72,17 @@ def run(args: argparse.Namespace) -> int:
     with console.status("robustness curve on the test split…"):
         curve = test_curve(result.model, data, cfg)
 
-    save_checkpoint(folder / "checkpoint.pt", result.model, cfg, data_shape(data))
+    save_checkpoint(folder / MODEL_FILE, result.model, cfg, data_shape(data))
     metrics = {
         "test_acc": clean_test_accuracy(result.model, data, cfg, curve),
         "train_seconds": train_seconds,
         "history": result.history,
         "curve": curve.to_dict(),
         "config": cfg.model_dump(mode="json"),
-        "method_summary": method_summary(cfg),
+        "method_summary": result.summary,
     }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     console.print(format_curve_table(curve))
     console.print(f"[bold]test accuracy {metrics['test_acc']:.4f}[/] (clean weights); trained in {train_seconds:.1f}s")
-    console.print(f"wrote {folder / 'checkpoint.pt'} and {folder / 'metrics.json'}")
+    console.print(f"wrote {folder / MODEL_FILE} and {folder / 'metrics.json'}")
     return 0

@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sweep.config import ConfigError
-from sweep.sweep_config import ResourcesConfig
+from sweep.config import ConfigError, ResourcesConfig
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 _PENDING_FROM_USER = PENDING_ENV in os.environ  # the user's choice wins over ours

@@ -10,7 +10,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from sweep.space import GROUP, TRIAL_KEY, OptunaSpace, SearchSpace
+from sweep.config import GROUP, TRIAL_KEY, OptunaSpace, SearchSpace
 
 
 class ListSearcher(Searcher):

@@ -20,24 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
+from ray import tune
 
-from methods.datasets import DataSplits
-from methods.train import TrainState
-from sweep.checkpoint import safe_load
-from sweep.config import ExperimentConfig
-from sweep.space import TRIAL_KEY, SearchSpace
+from methods import TrainState, resolve_device
+from sweep.config import TRIAL_KEY, ExperimentConfig, SearchSpace
+from sweep.experiment import MODEL_FILE, clean_test_accuracy, run_training, safe_load, save_checkpoint, test_curve
+from sweep.plots import plot_curve
+from sweep.tracking import CURVE_JSON, CURVE_PNG, HISTORY, scale_label
+from zoo import DataSplits, build_data, data_shape
 
 STATE_FILE = "state.pt"  # TrainState.state_dict() after an epoch
 FINAL_FILE = "final.json"  # the last report's metrics; present only in the final checkpoint
-MODEL_FILE = "checkpoint.pt"  # the deployed model (sweep.checkpoint format)
-CURVE_JSON, CURVE_PNG = "curve.json", "curve.png"
-HISTORY = "history"  # in a report: the epochs since the previous report, as JSON
-
-
-def scale_label(scale: float) -> str:
-    """`acc_at_0.05`: MLflow metric names cannot hold '@'."""
-    return f"acc_at_{scale:g}"
 
 
 @dataclass(frozen=True)
@@ -55,39 +50,29 @@ _DATA: dict[str, DataSplits] = {}  # per worker process; reused actors keep it b
 
 
 def cached_data(cfg: ExperimentConfig) -> DataSplits:
-    from sweep.experiment import build_data
-
     key = cfg.data.model_dump_json()
     if key not in _DATA:
         _DATA.clear()
-        _DATA[key] = build_data(cfg)
+        _DATA[key] = build_data(cfg.data)
     return _DATA[key]
 
 
 def where() -> dict[str, Any]:
     """Where the trial runs: recorded in every result and as MLflow tags (clusters)."""
-    import ray
-
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
     return {"node_id": node, "hostname": socket.gethostname()}
 
 
 def on_given_device(cfg: ExperimentConfig) -> ExperimentConfig:
     """train.device=auto means: CUDA if Ray gave this trial a GPU, else CPU."""
-    import ray
-
     if cfg.train.device != "auto":
         return cfg
-    device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto").type if ray.get_gpu_ids() else "cpu"
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"device": device})})
 
 
 def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     """Ray Tune function trainable."""
-    from ray import tune
-
-    from sweep.experiment import run_training
-
     start, cpu_start = time.perf_counter(), time.process_time()
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     torch.set_num_threads(spec.threads)
@@ -122,7 +107,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
 
     result = run_training(cfg, data, report=report, resume=resume)
     train_seconds = time.perf_counter() - start
-    final, folder = final_report(result.model, data, cfg)
+    final, folder = final_report(result.model, data, cfg, result.summary)
     final.update(bundle(unsent, context))
     final["train_seconds"] = train_seconds
     final["report_seconds"] = clock["reporting"]  # waiting for the driver to take the reports, checkpoints
@@ -143,12 +128,11 @@ def bundle(epochs: list[dict[str, float]], context: dict[str, Any]) -> dict[str,
     return report
 
 
-def final_report(model: torch.nn.Module, data: DataSplits, cfg: ExperimentConfig) -> tuple[dict[str, Any], Path]:
-    """Test curve, validation AUC and the deployed model, written to a fresh checkpoint folder."""
-    from sweep.checkpoint import save_checkpoint
-    from sweep.experiment import clean_test_accuracy, data_shape, method_summary, test_curve
-    from sweep.plots import plot_curve
-
+def final_report(
+    model: torch.nn.Module, data: DataSplits, cfg: ExperimentConfig, summary: dict[str, float]
+) -> tuple[dict[str, Any], Path]:
+    """Test curve, validation AUC and the deployed model, written to a fresh checkpoint folder; `summary`
+    holds the method's own scalars (`TrainResult.summary`)."""
     start = time.perf_counter()
     curve = test_curve(model, data, cfg)
     val_curve = test_curve(model, data, cfg, split="val")
@@ -160,7 +144,7 @@ def final_report(model: torch.nn.Module, data: DataSplits, cfg: ExperimentConfig
         **{scale_label(p.scale): p.mean for p in curve.points},
         "curve": json.dumps(curve.to_dict()),
         "eval_seconds": time.perf_counter() - start,
-        **method_summary(cfg),
+        **summary,
     }
     folder = Path(tempfile.mkdtemp(prefix="noisesweep-final-"))
     save_checkpoint(folder / MODEL_FILE, model, cfg, data_shape(data))

@@ -12,8 +12,11 @@ import torch
 from torch import nn
 
 from sweep.config import ExperimentConfig, validate
+from zoo import build_backbone
 
 FORMAT = 1
+MODEL_FILE = "checkpoint.pt"
+"""The file name of a deployed model's checkpoint (in `sweep train --out`, trial checkpoints, MLflow)."""
 
 
 def save_checkpoint(
@@ -60,11 +63,9 @@ def safe_load(path: str | Path) -> Any:
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, ExperimentConfig]:
     """Rebuild the deployed model of a checkpoint written by `save_checkpoint` (eval mode, CPU)."""
-    from sweep.experiment import build_backbone
-
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.pt"
+        path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     payload = safe_load(path)
@@ -73,7 +74,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ExperimentConfig]:
         raise ValueError(f"{path}: not a noisesweep checkpoint ({found}, expected format {FORMAT})")
     cfg: ExperimentConfig = validate(ExperimentConfig, payload["config"])
     try:
-        model = cfg.method.rebuild(build_backbone(cfg, payload["data_shape"]), payload.get("architecture", {}))
+        backbone = build_backbone(cfg.model, payload["data_shape"], cfg.seed)
+        model = cfg.method.rebuild(backbone, payload.get("architecture", {}))
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

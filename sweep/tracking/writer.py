@@ -1,5 +1,5 @@
-"""MLflow tracking of a sweep, written only from the driver (a Ray Tune callback): trials never
-write the store concurrently and cluster workers need no access to it.
+"""MLflow tracking of a sweep, written only from the driver (fed by the Ray Tune callback of
+`sweep.execution`): trials never write the store concurrently and cluster workers need no access to it.
 
 Layout: one parent run per sweep (tag `sweep.id`, the resolved config as `sweep.yaml`); one child
 run per trial (tags `mlflow.parentRunId`, `sweep.trial_key`, `ray.trial_id`, `method`, `node_id`,
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import queue
-import re
 import sys
 import threading
 import time
@@ -26,124 +25,56 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ray.tune import Callback
 
-from sweep.space import TRIAL_KEY, overrides
-from sweep.trainable import CURVE_JSON, CURVE_PNG, HISTORY, MODEL_FILE, TrialSpec
-
-EPOCH_KEYS = ("epoch", "val_acc", "val_noisy_acc", "epoch_time", "lr")  # plus train_*
-FINAL_KEYS = ("test_acc", "auc", "val_auc")  # plus acc_at_*, *_seconds and the method's summary()
-PLACE_TAGS = ("node_id", "hostname", "device")
-
-
-def client_for(uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
-def experiment_id(client: Any, name: str, uri: str) -> str:
-    """The experiment's id, created if missing. A SQLite store keeps its artifacts beside the file."""
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
-    return client.create_experiment(name, artifact_location=location)
+from sweep.config import TRIAL_KEY, SearchSpace, overrides
+from sweep.experiment import MODEL_FILE
+from sweep.tracking.client import client_for, experiment_id, search_all
+from sweep.tracking.names import (
+    CURVE_JSON,
+    CURVE_PNG,
+    EPOCH_KEYS,
+    FINAL_KEYS,
+    HISTORY,
+    PLACE_TAGS,
+    error_line,
+    flatten,
+    number,
+)
 
 
-def search_all(client: Any, experiment: str, filter_string: str) -> list[Any]:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment], filter_string=filter_string, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+class TrackingWriter:
+    """Logs the events of the sweep `sweep_id` to MLflow from one thread (see the module docstring).
 
+    Events are `(kind, trial config, trial id, data)`: `start`, `result` (data: result), `complete`
+    (data: result, checkpoint: a local folder or an object with `as_directory()`), `tags` (data: tags),
+    `error` (data: text); `end` closes the parent run.
+    """
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """{"train": {"lr": 0.1}} -> {"train.lr": "0.1"}; lists and nulls as JSON."""
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value if isinstance(value, str) else json.dumps(value)
-    return flat
-
-
-def number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-class MlflowTracker(Callback):
-    """Ray Tune callback logging every trial of the sweep `sweep_id` to MLflow."""
-
-    def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_config: dict[str, Any], spec: TrialSpec):
+    def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_config: dict[str, Any], space: SearchSpace):
         self.uri, self.experiment, self.sweep_id = uri, experiment, sweep_id
-        self.sweep_config, self.spec = sweep_config, spec
-        self._reset()
-
-    def _reset(self) -> None:
+        self.sweep_config, self.space = sweep_config, space
         self.client: Any = None
         self.experiment_id = self.parent_id = ""
         self.runs: dict[str, dict[str, Any]] = {}  # trial key -> run id, logged epoch, final logged, config
-        self.queue: queue.Queue | None = None
-        self.writer: threading.Thread | None = None
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
 
-    def __getstate__(self) -> dict[str, Any]:  # pickled into the experiment (tuner.pkl): no live state
-        state = self.__dict__.copy()
-        state.update(client=None, runs={}, experiment_id="", parent_id="", queue=None, writer=None)
-        return state
+    def start(self) -> None:
+        self.thread.start()
 
-    # --------------------------------------------------------------------------- Tune events (driver loop)
+    def put(self, kind: str, config: dict[str, Any], trial_id: str, **data: Any) -> None:
+        """Queue one event of a trial (returns at once; the thread logs it)."""
+        self.queue.put((kind, config, trial_id, data))
 
-    def setup(self, **info: Any) -> None:
-        self._reset()
-        self.queue = queue.Queue()
-        self.writer = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
-        self.writer.start()
-
-    def _put(self, kind: str, trial: Any, **data: Any) -> None:
-        assert self.queue is not None
-        self.queue.put((kind, dict(trial.config), trial.trial_id, data))
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._put("start", trial)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._put("result", trial, result=dict(result))
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        result = dict(trial.last_result or {})
-        folder = None
-        if result.get("final") and trial.checkpoint is not None:
-            folder = trial.checkpoint.path if trial.checkpoint.filesystem.type_name == "local" else trial.checkpoint
-        self._put("complete", trial, result=result, checkpoint=folder)
-
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._put("tags", trial, tags={"sweep.retries": str(trial.num_failures)})
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._put("error", trial, text=error_text(trial))
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        counts: dict[str, int] = {}
-        for trial in trials:
-            counts[trial.status] = counts.get(trial.status, 0) + 1
-        done = all(t.status in ("TERMINATED", "ERROR") for t in trials)
-        if self.queue is None or self.writer is None:
-            return
+    def end(self, counts: dict[str, int], done: bool) -> None:
+        """Close the parent run (FINISHED when `done`, else KILLED) and wait for every queued event."""
         self.queue.put(("end", {}, "", {"counts": counts, "done": done}))
         self.queue.put(None)
-        self.writer.join()
+        self.thread.join()
 
     # --------------------------------------------------------------------------- the writer thread
 
     def _write(self) -> None:
-        assert self.queue is not None
         try:
             self._connect()
         except Exception as err:  # noqa: BLE001  (tracking must not take the sweep down)
@@ -195,7 +126,7 @@ class MlflowTracker(Callback):
 
     def _sweep_tags(self) -> dict[str, str]:
         section = self.sweep_config["sweep"]
-        space = self.spec.space
+        space = self.space
         metric = section["search"]["metric"]
         return {
             "sweep.search": section["search"]["algorithm"],
@@ -244,7 +175,7 @@ class MlflowTracker(Callback):
             self.client.delete_run(entry["run_id"])
             entry = None
         if entry is None:
-            cfg = self.spec.space.experiment(config)
+            cfg = self.space.experiment(config)
             name = f"{cfg.method.name}-{key}"
             tags = {
                 "mlflow.parentRunId": self.parent_id, "mlflow.runName": name, "sweep.id": self.sweep_id,
@@ -318,23 +249,3 @@ class MlflowTracker(Callback):
             self.client.log_batch(
                 run_id, metrics=metrics[i : i + 100], params=params_list[i : i + 100], tags=tags_list[i : i + 100]
             )
-
-
-def error_text(trial: Any) -> str:
-    """The trial's error with its traceback, as Ray recorded it (terminal colours removed)."""
-    path = trial.error_file
-    if path and Path(path).is_file():
-        text = Path(path).read_text()
-    else:
-        error = trial.get_error()
-        text = str(error) if error is not None else "unknown error"
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
-
-
-def error_line(text: str) -> str:
-    """The exception line of a traceback (`FloatingPointError: loss became nan ...`), at most 500 characters."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if ("Error" in line or "Exception" in line) and ":" in line:
-            return line[:500]
-    return (lines[-1] if lines else "unknown error")[:500]

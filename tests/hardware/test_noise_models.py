@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from pydantic import TypeAdapter
 
 import hardware
 from hardware import NOISE_MODELS, noise_model
@@ -77,9 +78,11 @@ def test_bad_input_is_one_line_value_error() -> None:
         noise_model("lognormal", colour=1)
 
 
-def test_names_and_union() -> None:
-    assert hardware.noise_names() == ["additive", "crossbar", "lognormal", "multiplicative"]
-    assert NOISE_MODELS.union() is not None
+@pytest.mark.parametrize("name", NAMES)
+def test_the_union_picks_the_member_by_name(name: str) -> None:
+    assert hardware.noise_names() == NAMES
+    picked = TypeAdapter(NOISE_MODELS.union()).validate_python({"name": name})
+    assert type(picked) is NOISE_MODELS.get(name)
 
 
 # ---------------------------------------------------------------- closed forms over >= 100k weights

@@ -10,7 +10,7 @@ from torch import nn
 
 import hardware
 from methods.base import METHODS
-from methods.consistency import kl_divergence
+from methods.shared import kl_divergence
 
 NOISE = hardware.noise_model("multiplicative", sigma=0.2)
 

@@ -11,7 +11,7 @@ from tiny import random_batch, tiny_lenet
 
 import hardware
 from methods.base import METHODS
-from methods.consistency import frozen_batchnorm_stats
+from methods.shared import frozen_batchnorm_stats
 
 NOISE = hardware.noise_model("additive", sigma=0.2)
 

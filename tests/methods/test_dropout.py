@@ -38,7 +38,7 @@ def test_dropout_acts_on_every_stage_in_training_and_is_a_noop_in_eval():
 
 def test_after_training_strips_the_dropout():
     method = METHODS.build("dropout")
-    model = method.after_training(method.prepare(lenet()), ctx=None).train()
+    model = method.after_training(method.prepare(lenet()), ctx=None).model.train()
     x = torch.randn(16, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(model(x), lenet().train()(x))

@@ -9,9 +9,9 @@ from torch import nn
 
 import hardware
 import methods
-from methods.compensation import insert
+from methods.correctnet.compensation import insert
 from methods.lipschitz import gram_deviation, lipschitz_penalty
-from methods.models import build_model
+from zoo import build_model
 
 
 def orthogonal(n: int, seed: int = 0) -> torch.Tensor:

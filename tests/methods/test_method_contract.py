@@ -1,8 +1,7 @@
 """Contract tests of every registered training method, also the ones added later, without new code.
 
 Each method runs on a tiny StagedModel through the generic hooks prepare -> step -> backward ->
-after_training. A method whose defaults are too slow for a unit test may declare a class attribute
-``contract_params: ClassVar[dict]`` of hyperparameters to use here instead (keep it minimal).
+after_training, with its default hyperparameters.
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ from torch.utils.data import TensorDataset
 
 import hardware
 import methods
-from methods.base import METHODS, Method, StepOutput
-from methods.datasets.base import DataSplits
-from methods.models.base import StagedModel
-from methods.train import TrainConfig, TrainContext, make_loader, train
+from methods import TrainConfig, TrainContext, make_loader, train
+from methods.base import METHODS, Method, StepOutput, Trained
+from zoo import DataSplits, StagedModel
 
 NAMES = methods.names()
 NOISE = hardware.noise_model("additive", sigma=0.1)
@@ -40,8 +38,7 @@ def tiny_model(seed: int = 0) -> StagedModel:
 
 
 def build(name: str, **overrides) -> Method:
-    cls = METHODS.get(name)
-    return METHODS.build(name, **{**getattr(cls, "contract_params", {}), **overrides})
+    return METHODS.build(name, **overrides)
 
 
 def batch(n: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +142,11 @@ def test_deployed_model_round_trips_through_architecture_and_rebuild(name):
         optimizer.step()
     ctx = TrainContext(cfg, NOISE, make_loader(data.train, 16, True), make_loader(data.val, 32, False),
                        torch.device("cpu"), seed=0, eval_seed=0)
-    deployed = method.after_training(model, ctx).eval()
+    trained = method.after_training(model, ctx)
+    assert isinstance(trained, Trained)
+    assert all(k.startswith(f"{name}/") and isinstance(v, float) for k, v in trained.summary.items())
+    assert method == build(name)  # the method is a config: after_training leaves it as it was
+    deployed = trained.model.eval()
 
     rebuilt = method.rebuild(tiny_model(seed=5), method.architecture(deployed))
     rebuilt.load_state_dict(deployed.state_dict())  # strict: same keys, same shapes

@@ -10,9 +10,9 @@ from tiny import random_batch, tiny_lenet
 
 import hardware
 import methods
-from methods.models import build_model
+from methods import TrainConfig, train
 from methods.nft import EXITS, IRSExit
-from methods.train import TrainConfig, train
+from zoo import build_model
 
 ADDITIVE = hardware.noise_model("additive", sigma=0.1)
 
@@ -73,7 +73,7 @@ def test_ovf_loss_matches_a_hand_computation():
 
 
 def test_exits_are_gone_after_training_and_the_deployed_model_is_the_backbone():
-    from methods.datasets import load_dataset
+    from zoo import load_dataset
 
     data = load_dataset("digits", seed=0)
     method = nft(exit_features=64, exit_hidden=64)

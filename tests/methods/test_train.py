@@ -9,10 +9,9 @@ import pytest
 import torch
 
 import hardware
+from methods import TrainConfig, TrainState, train
 from methods.base import Method, StepOutput
-from methods.datasets import load_dataset
-from methods.models import build_model
-from methods.train import TrainConfig, TrainState, train
+from zoo import build_model, load_dataset
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from methods.models import StagedModel, build_model
+from zoo import StagedModel, build_model
 
 
 def tiny_lenet(seed: int = 0, channels: tuple[int, ...] = (4, 8), hidden: tuple[int, ...] = (16,)) -> StagedModel:

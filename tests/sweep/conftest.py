@@ -26,7 +26,7 @@ TINY_BASE: dict[str, Any] = {
 def ray_runtime() -> Iterator[None]:
     import ray
 
-    from sweep.runner import start_ray
+    from sweep.execution import start_ray
 
     started = not ray.is_initialized()
     start_ray(num_cpus=2)
@@ -54,7 +54,7 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_sweep(tmp_path: Path, empty_store: Path) -> Callable[..., Any]:
     """make_sweep(section, base=TINY_BASE): a validated sweep keeping its Ray results and its own
     MLflow store under `tmp_path`."""
-    from sweep.sweep_config import build_sweep
+    from sweep.config import build_sweep
 
     shutil.copyfile(empty_store, tmp_path / "mlflow.db")
 

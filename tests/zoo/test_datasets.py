@@ -14,8 +14,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch.utils.data import DataLoader, Dataset
 
-from methods.datasets import DATASETS, DataSplits, load_dataset, names, options
-from methods.datasets.torchvision_sets import SOURCES
+from zoo import DATASETS, DataSplits, load_dataset
+from zoo.datasets.torchvision_sets import SOURCES
 
 N_TRAIN, N_TEST = 20, 10  # images per tiny torchvision file set
 FOLDERS = {  # where torchvision keeps each data set under root
@@ -27,6 +27,7 @@ FOLDERS = {  # where torchvision keeps each data set under root
 TEST_FILES = {"mnist": "t10k-images-idx3-ubyte", "fashion_mnist": "t10k-images-idx3-ubyte"}
 TEST_FILES |= {"cifar10": "test_batch", "cifar100": "test"}
 AUGMENTED = {"cifar10", "cifar100"}  # RandomCrop(32, padding=4) + RandomHorizontalFlip on train
+names = DATASETS.names
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049  # 0x0803 / 0x0801: uint8, 3 / 1 dimensions
 
 
@@ -206,9 +207,20 @@ def test_augmentation_only_on_augmented_train(name: str, tiny) -> None:
         assert any(torch.allclose(x, c, atol=1e-5) for c in crops)
 
 
+def options(name: str) -> dict:
+    return {k: f.default for k, f in DATASETS.get(name).model_fields.items() if k != "name"}
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_option_has_a_default_and_a_docstring(name: str) -> None:
+    fields = DATASETS.get(name).model_fields
+    assert fields["name"].default == name
+    for field, info in fields.items():
+        assert not info.is_required() and (field == "name" or info.description), field
+
+
 def test_registry_and_options() -> None:
     assert {"digits", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100"} <= set(names())
-    assert names() == DATASETS.names()
     assert options("digits") == {"test_fraction": 0.2}
     assert options("cifar10") == {}
     with pytest.raises(ValueError, match=r"data set 'digits' has no option 'shape'; allowed: test_fraction$"):

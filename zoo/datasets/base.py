@@ -1,13 +1,13 @@
-"""Data sets as train / validation / test splits behind one registry."""
+"""Data sets as train / validation / test splits behind one registry of `DataSet` plug-ins."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
 from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
-from hardware.registry import Registry
+from hardware import Plugin, PluginRegistry
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,13 @@ class DataSplits:
     num_classes: int
 
 
-DatasetLoader = Callable[..., DataSplits]
-"""``loader(root, download, augment, val_fraction, seed, **options) -> DataSplits``; `seed` fixes the split."""
+class DataSet(Plugin):
+    """A member of the data set registry: its pydantic fields are its own options (`data.options`)."""
 
-DATASETS: Registry[DatasetLoader] = Registry("data set")
+    @abstractmethod
+    def load(self, root: str, download: bool, augment: bool, val_fraction: float, seed: int) -> DataSplits:
+        """The three splits; `seed` fixes which items go where. `root`, `download` (torchvision sets),
+        `augment` and `val_fraction` are the config's common data keys; members may ignore them."""
+
+
+DATASETS: PluginRegistry[DataSet] = PluginRegistry("data set")

@@ -24,13 +24,19 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
-from torchvision import datasets, transforms
 
-from methods.datasets.base import DATASETS, DataSplits
+from zoo.torchvision_compat import import_torchvision
+
+import_torchvision()  # before `from torchvision import ...`: see zoo.torchvision_compat
+
+from torchvision import datasets, transforms  # noqa: E402
+
+from zoo.datasets.base import DATASETS, DataSet, DataSplits  # noqa: E402
 
 
 def _files_only(cls: type[datasets.CIFAR10]) -> type[datasets.CIFAR10]:
@@ -193,14 +199,36 @@ def load_torchvision(
     )
 
 
-def _register(name: str) -> None:
-    def loader(root: str, download: bool, augment: bool, val_fraction: float, seed: int) -> DataSplits:
-        return load_torchvision(name, root, download, augment, val_fraction, seed)
+class TorchvisionSet(DataSet):
+    """A torchvision data set from `root` (see the module docstring); no options of its own."""
 
-    loader.__name__ = name
-    loader.__doc__ = f"{name} via torchvision from {{root}}; see methods.datasets.torchvision_sets."
-    DATASETS.register(name)(loader)
+    def load(self, root: str, download: bool, augment: bool, val_fraction: float, seed: int) -> DataSplits:
+        return load_torchvision(self.name, root, download, augment, val_fraction, seed)
 
 
-for _name in SOURCES:
-    _register(_name)
+@DATASETS.add
+class MNIST(TorchvisionSet):
+    """MNIST: 28x28 grey digits, 60,000 train (validation drawn from them) and 10,000 test images."""
+
+    name: Literal["mnist"] = "mnist"
+
+
+@DATASETS.add
+class FashionMNIST(TorchvisionSet):
+    """Fashion-MNIST: 28x28 grey clothing images, MNIST's sizes."""
+
+    name: Literal["fashion_mnist"] = "fashion_mnist"
+
+
+@DATASETS.add
+class CIFAR10Set(TorchvisionSet):
+    """CIFAR-10: 32x32 colour images of 10 classes, 50,000 train and 10,000 test; crop + flip."""
+
+    name: Literal["cifar10"] = "cifar10"
+
+
+@DATASETS.add
+class CIFAR100Set(TorchvisionSet):
+    """CIFAR-100: CIFAR-10's images and sizes with 100 classes; crop + flip."""
+
+    name: Literal["cifar100"] = "cifar100"

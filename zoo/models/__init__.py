@@ -1,16 +1,11 @@
 """The model zoo. Importing the package registers every model with `MODELS`.
 
-Every model is ``builder(in_channels, image_size, num_classes, *, **options) -> StagedModel``:
+A model is a `Model` plug-in (its fields are its options) whose
+``build(in_channels, image_size, num_classes) -> StagedModel`` makes the network:
 stem -> named stages (tap them with `forward_features`) -> head.
 """
 
-from methods.models import lenet, mlp, resnet18, resnet_cifar, vgg8  # noqa: F401  (registers the models)
-from methods.models.base import MODELS, ModelBuilder, StagedModel, build_model
+from zoo.models import lenet, mlp, resnet18, resnet_cifar, vgg8  # noqa: F401  (registers the models)
+from zoo.models.base import MODELS, Model, StagedModel
 
-
-def names() -> list[str]:
-    """Names of the registered models."""
-    return MODELS.names()
-
-
-__all__ = ["MODELS", "ModelBuilder", "StagedModel", "build_model", "names"]
+__all__ = ["MODELS", "Model", "StagedModel"]

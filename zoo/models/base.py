@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from abc import abstractmethod
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from hardware.registry import Registry
+from hardware import Plugin, PluginRegistry
 
 
 class StagedModel(nn.Module):
@@ -71,11 +72,12 @@ class StagedModel(nn.Module):
         return {name: tuple(f.shape[1:]) for name, f in feats.items()}
 
 
-ModelBuilder = Callable[..., StagedModel]
-"""``builder(in_channels: int, image_size: int, num_classes: int, **options) -> StagedModel``."""
+class Model(Plugin):
+    """A member of the model zoo: its pydantic fields are its options (`model.options` in a config)."""
 
-MODELS: Registry[ModelBuilder] = Registry("model")
+    @abstractmethod
+    def build(self, in_channels: int, image_size: int, num_classes: int) -> StagedModel:
+        """The network for inputs (in_channels, image_size, image_size) and `num_classes` classes."""
 
 
-def build_model(name: str, in_channels: int, image_size: int, num_classes: int, **options) -> StagedModel:
-    return MODELS.get(name)(in_channels=in_channels, image_size=image_size, num_classes=num_classes, **options)
+MODELS: PluginRegistry[Model] = PluginRegistry("model")

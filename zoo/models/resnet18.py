@@ -7,16 +7,22 @@ outputs) while the model zoo stays independent of torchvision.
 
 from __future__ import annotations
 
-from methods.models.base import MODELS, StagedModel
-from methods.models.resnet_cifar import build_resnet
+from typing import Literal
+
+from zoo.models.base import MODELS, Model, StagedModel
+from zoo.models.resnet_cifar import build_resnet
 
 
-@MODELS.register("resnet18")
-def resnet18(in_channels: int, image_size: int, num_classes: int) -> StagedModel:
+@MODELS.add
+class ResNet18(Model):
     """Stem conv3x3(64) -> `layer1`..`layer4` (2 blocks each, 64/128/256/512 channels) -> pool -> linear.
 
     ~11.17M parameters for 10 classes; all four groups are default taps.
     """
-    return build_resnet(
-        in_channels, num_classes, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), shortcut="B"
-    )
+
+    name: Literal["resnet18"] = "resnet18"
+
+    def build(self, in_channels: int, image_size: int, num_classes: int) -> StagedModel:
+        return build_resnet(
+            in_channels, num_classes, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), shortcut="B"
+        )

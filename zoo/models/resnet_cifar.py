@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.models.base import MODELS, StagedModel
+from zoo.models.base import MODELS, Model, StagedModel
 
 Shortcut = Literal["A", "B"]
 
@@ -88,19 +88,29 @@ def _cifar_resnet(depth: int, in_channels: int, num_classes: int) -> StagedModel
     return build_resnet(in_channels, num_classes, widths=(16, 32, 64), blocks=(n, n, n), shortcut="A")
 
 
-@MODELS.register("resnet20")
-def resnet20(in_channels: int, image_size: int, num_classes: int) -> StagedModel:
+class CifarResNet(Model):
+    """He et al.'s CIFAR ResNet of depth 6n + 2: 3 x n blocks, 16/32/64 channels, option-A shortcuts."""
+
+    def build(self, in_channels: int, image_size: int, num_classes: int) -> StagedModel:
+        return _cifar_resnet(int(self.name.removeprefix("resnet")), in_channels, num_classes)
+
+
+@MODELS.add
+class ResNet20(CifarResNet):
     """ResNet-20 (3 x 3 blocks, 16/32/64 channels, option-A shortcuts); ~0.27M parameters."""
-    return _cifar_resnet(20, in_channels, num_classes)
+
+    name: Literal["resnet20"] = "resnet20"
 
 
-@MODELS.register("resnet32")
-def resnet32(in_channels: int, image_size: int, num_classes: int) -> StagedModel:
+@MODELS.add
+class ResNet32(CifarResNet):
     """ResNet-32 (3 x 5 blocks, 16/32/64 channels, option-A shortcuts); ~0.46M parameters."""
-    return _cifar_resnet(32, in_channels, num_classes)
+
+    name: Literal["resnet32"] = "resnet32"
 
 
-@MODELS.register("resnet56")
-def resnet56(in_channels: int, image_size: int, num_classes: int) -> StagedModel:
+@MODELS.add
+class ResNet56(CifarResNet):
     """ResNet-56 (3 x 9 blocks, 16/32/64 channels, option-A shortcuts); ~0.85M parameters."""
-    return _cifar_resnet(56, in_channels, num_classes)
+
+    name: Literal["resnet56"] = "resnet56"

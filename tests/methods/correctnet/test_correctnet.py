@@ -12,13 +12,11 @@ from torch import nn
 import hardware
 import methods
 from hardware.noise.base import NoiseModel, standard_normal
-from methods import compensation
-from methods.datasets import load_dataset
+from methods import TrainConfig, TrainContext, make_loader, train
+from methods.correctnet import compensation
+from methods.correctnet.agent import reinforce
 from methods.lipschitz import Lipschitz
-from methods.models import build_model
-from methods.models.base import StagedModel
-from methods.placement_agent import reinforce
-from methods.train import TrainConfig, TrainContext, make_loader, train
+from zoo import StagedModel, build_model, load_dataset
 
 NOISE = hardware.noise_model("additive", sigma=0.1)
 
@@ -153,9 +151,8 @@ def test_agent_places_compensation_at_the_noise_sensitive_layer(digits):
         "correctnet", rank=64, episodes=30, episode_batches=60, eval_draws=3, final_epochs=1
     )
     n_backbone = sum(p.numel() for p in backbone.parameters())
-    deployed = method.after_training(copy.deepcopy(backbone), ctx)
-
-    r = method.result
+    trained = method.after_training(copy.deepcopy(backbone), ctx)
+    deployed, r = trained.model, trained.details
     sensitive = "stages.s1.0"
     assert list(r["probabilities"]) == ["stages.s1.0", "stages.s2.0", "stages.s3.0", "head"]
     frequency = {
@@ -168,7 +165,7 @@ def test_agent_places_compensation_at_the_noise_sensitive_layer(digits):
     assert sensitive in r["placement"]
     assert r["val_noisy_acc_after"] > r["val_noisy_acc_before"] + 0.05
     assert r["added_params"] == sum(p.numel() for p in deployed.parameters()) - n_backbone > 0
-    assert method.summary()["correctnet/added_params"] == r["added_params"]
+    assert trained.summary["correctnet/added_params"] == r["added_params"]
     assert set(method.architecture(deployed)["compensation"]) == set(r["placement"])
     # the backbone is untouched (BatchNorm statistics included) and trainable again
     bare = compensation.strip(copy.deepcopy(deployed)).state_dict()

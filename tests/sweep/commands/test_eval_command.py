@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from sweep.checkpoint import save_checkpoint
 from sweep.cli import main
 from sweep.config import ExperimentConfig
-from sweep.experiment import build_backbone, build_data, data_shape
+from sweep.experiment import save_checkpoint
+from zoo import build_backbone, build_data, data_shape
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """An untrained LeNet on digits: enough to exercise the command (no training needed)."""
     cfg = ExperimentConfig.model_validate({"eval": {"scales": [0.0, 0.1], "samples": 2}})
-    shape = data_shape(build_data(cfg))
+    shape = data_shape(build_data(cfg.data))
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
-    return save_checkpoint(path, build_backbone(cfg, shape), cfg, shape)
+    return save_checkpoint(path, build_backbone(cfg.model, shape, cfg.seed), cfg, shape)
 
 
 def test_prints_the_table_and_writes_json(checkpoint: Path, tmp_path: Path, capsys) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sweep.checkpoint import load_checkpoint
 from sweep.config import load_config
-from sweep.experiment import build_data
+from sweep.experiment import load_checkpoint
+from zoo import build_data
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_checkpoint_round_trip_gives_the_same_model(trained: Path):
     payload = torch.load(trained / "checkpoint.pt", weights_only=False)
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, payload["state_dict"][name]), name
-    data = build_data(cfg)
+    data = build_data(cfg.data)
     x, y = next(iter(torch.utils.data.DataLoader(data.test, batch_size=len(data.test))))
     accuracy = (model(x).argmax(1) == y).double().mean().item()
     saved = json.loads((trained / "metrics.json").read_text())["test_acc"]

@@ -10,7 +10,7 @@ import pytest
 
 from sweep.config import ConfigError, ExperimentConfig, apply_overrides, load_config, validate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def error_of(raw: dict) -> str:

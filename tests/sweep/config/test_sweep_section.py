@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sweep.config import ConfigError, load_config
-from sweep.space import GROUP, TRIAL_KEY, OptunaSpace
-from sweep.sweep_config import build_sweep, load_sweep
+from sweep.config import GROUP, TRIAL_KEY, ConfigError, OptunaSpace, build_sweep, load_config, load_sweep
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 BASE = {
@@ -178,7 +176,7 @@ def test_sweep_run_reports_a_bad_config_in_one_line_before_ray_starts(tmp_path: 
 
 
 def test_sweep_run_refuses_to_overwrite_and_to_resume_something_else(tmp_path: Path):
-    from sweep.runner import SweepError, run_sweep, sweep_path, write_state
+    from sweep.execution import SweepError, run_sweep, sweep_path, write_state
 
     section = {"grid": {"seed": [0, 1]}, "storage_path": str(tmp_path / "runs")}
     cfg = sweep_of(section)
@@ -197,7 +195,7 @@ def test_sweep_run_refuses_to_overwrite_and_to_resume_something_else(tmp_path: P
 def test_search_state_survives_a_restore_and_repeats_each_draw_per_seed(tmp_path: Path, algorithm: str):
     """What Ray saves with the experiment (wrapper state + base searcher file) continues the same
     sequence of trials in a fresh process, and every seed of a draw shares its hyperparameters."""
-    from sweep.search import build_search
+    from sweep.execution.searchers import build_search
 
     section = {
         **SECTION,

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sweep.cluster import check_shared_storage, is_uri, local_path, trial_slots
-from sweep.config import ConfigError
-from sweep.sweep_config import ResourcesConfig
+from sweep.config import ConfigError, ResourcesConfig
+from sweep.execution.cluster import check_shared_storage, is_uri, local_path, trial_slots
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="session bookkeeping reads /proc")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent  # ray and mlflow of this environment
 START_TIMEOUT_S = 120  # per step of the cluster start (the machine may be busy)
 SWEEP_TIMEOUT_S = 300

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sweep.runner import pareto_groups, run_sweep, summary_table
+from sweep.execution import pareto_groups, run_sweep, summary_table
 from sweep.tracking import client_for
 
 pytestmark = pytest.mark.usefixtures("ray_runtime")
@@ -20,9 +20,9 @@ SCALES = [0.0, 0.1, 0.2]
 
 def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, make_sweep, mlflow_runs):
     from hardware.evaluate import area_under_curve
-    from sweep.checkpoint import load_checkpoint
-    from sweep.experiment import build_data
+    from sweep.experiment import load_checkpoint
     from sweep.report import make_report
+    from zoo import build_data
 
     section = {
         "grid": {"method.name": ["baseline", "consistency"], "seed": [0, 1]},
@@ -37,7 +37,7 @@ def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, mak
     assert [r.data.tags["sweep.trial_key"] for r in runs] == ["0000-seed0", "0000-seed1", "0001-seed0", "0001-seed1"]
     client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert "sweep.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
-    data = build_data(cfg.experiment)
+    data = build_data(cfg.experiment.data)
     methods = ["baseline", "baseline", "consistency", "consistency"]
     for run, method, seed in zip(runs, methods, [0, 1, 0, 1], strict=True):
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics

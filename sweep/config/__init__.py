@@ -1,0 +1,37 @@
+"""The configs: one experiment (`ExperimentConfig`) and the sweep around it (`SweepConfig`), read from
+YAML with `--set` overrides, every error one line before any work. Floor 1 of `sweep`: imports
+hardware, zoo and methods, nothing else of `sweep`."""
+
+from sweep.config.errors import ConfigError, Strict, format_error, validate
+from sweep.config.experiment import EvalConfig, ExperimentConfig, allowed_names
+from sweep.config.files import apply_overrides, parse_overrides, read_yaml, set_key
+from sweep.config.load import SweepConfig, build_sweep, load_config, load_sweep, split_raw
+from sweep.config.section import SELECT_METRICS, ResourcesConfig, SweepSection
+from sweep.config.space import GROUP, TRIAL_KEY, OptunaSpace, SearchSpace, overrides
+
+__all__ = [
+    "GROUP",
+    "SELECT_METRICS",
+    "TRIAL_KEY",
+    "ConfigError",
+    "EvalConfig",
+    "ExperimentConfig",
+    "OptunaSpace",
+    "ResourcesConfig",
+    "SearchSpace",
+    "Strict",
+    "SweepConfig",
+    "SweepSection",
+    "allowed_names",
+    "apply_overrides",
+    "build_sweep",
+    "format_error",
+    "load_config",
+    "load_sweep",
+    "overrides",
+    "parse_overrides",
+    "read_yaml",
+    "set_key",
+    "split_raw",
+    "validate",
+]

@@ -1,0 +1,92 @@
+"""Loading a config file: the experiment (`sweep train`) and the sweep around it (`sweep run`).
+
+One YAML file serves both: the top level is an ExperimentConfig; its `sweep:` section describes the
+sweep, and is checked (against the experiment) and ignored by `sweep train`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sweep.config.errors import ConfigError, format_error, validate
+from sweep.config.experiment import ExperimentConfig
+from sweep.config.files import apply_overrides, read_yaml
+from sweep.config.section import SweepSection
+from sweep.config.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep: the base experiment (complete, as JSON, and validated) and the section."""
+
+    name: str
+    base: dict[str, Any]
+    experiment: ExperimentConfig
+    section: SweepSection
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_section(self.section, self.base)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole resolved file: what `sweep run --resume` compares and MLflow stores."""
+        section = self.section.model_dump(mode="json")
+        section["name"] = self.name
+        return {**self.base, "sweep": section}
+
+
+class ConfigFile(ExperimentConfig):
+    """A config file's top level: an experiment plus the optional `sweep:` section."""
+
+    sweep: dict[str, Any] | None = None
+    """The sweep around this experiment (`sweep run`); `sweep train` checks and ignores it."""
+
+
+def split_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(experiment part, sweep section or None) of a config file's top-level mapping, validated."""
+    validate(ConfigFile, raw)  # errors list `sweep` among the allowed top-level keys
+    raw = dict(raw)
+    return raw, raw.pop("sweep", None)
+
+
+def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name: str) -> SweepConfig:
+    """Validate the section, then check every grid point and domain against the base experiment."""
+    experiment = validate(ExperimentConfig, base)
+    base = experiment.model_dump(mode="json")  # complete: a grid over noise.sigma needs noise.name
+    try:
+        section = SweepSection.model_validate(section_raw)
+    except ValidationError as err:
+        prefix = "sweep." if err.errors()[0]["loc"] else "sweep: "
+        raise ConfigError(prefix + format_error(SweepSection, err)) from None
+    name = section.name or re.sub(r"[^A-Za-z0-9_.-]", "-", default_name) or "sweep"
+    space = SearchSpace.from_section(section, base)
+    space.check()
+    if section.scheduler.name == "asha" and section.scheduler.grace_period >= space.max_epochs():
+        raise ConfigError(
+            f"sweep.scheduler.grace_period: must be less than train.epochs ({space.max_epochs()}) "
+            f"for ASHA to stop anything"
+        )
+    return SweepConfig(name, base, experiment, section)
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
+    """The sweep of a config file (`--set sweep.search.num_samples=4` works like any key)."""
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    base, section = split_raw(raw)
+    if section is None:
+        raise ConfigError(f"{path}: no `sweep:` section; add one (see configs/digits.yaml) to run a sweep")
+    return build_sweep(base, section, Path(path).stem)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """The experiment of a config file; its `sweep:` section, if any, is checked and ignored."""
+    base, section = split_raw(apply_overrides(read_yaml(path), overrides or []))
+    cfg = validate(ExperimentConfig, base)
+    if section is not None:
+        build_sweep(base, section, Path(path).stem)
+    return cfg

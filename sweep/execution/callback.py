@@ -1,0 +1,71 @@
+"""The Ray Tune callback that feeds a sweep's trial events to the MLflow writer (`sweep.tracking`).
+
+A trial waits for the driver to take each report, so the callback only queues events."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from sweep.config import SearchSpace
+from sweep.tracking import TrackingWriter
+
+
+class MlflowTracker(Callback):
+    """Ray Tune callback logging every trial of the sweep `sweep_id` to MLflow."""
+
+    def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_config: dict[str, Any], space: SearchSpace):
+        self.args = (uri, experiment, sweep_id, sweep_config, space)
+        self.writer: TrackingWriter | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled into the experiment (tuner.pkl): no live state
+        return {**self.__dict__, "writer": None}
+
+    def setup(self, **info: Any) -> None:
+        self.writer = TrackingWriter(*self.args)
+        self.writer.start()
+
+    def _put(self, kind: str, trial: Any, **data: Any) -> None:
+        assert self.writer is not None
+        self.writer.put(kind, dict(trial.config), trial.trial_id, **data)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._put("start", trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._put("result", trial, result=dict(result))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = dict(trial.last_result or {})
+        folder = None
+        if result.get("final") and trial.checkpoint is not None:
+            folder = trial.checkpoint.path if trial.checkpoint.filesystem.type_name == "local" else trial.checkpoint
+        self._put("complete", trial, result=result, checkpoint=folder)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._put("tags", trial, tags={"sweep.retries": str(trial.num_failures)})
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._put("error", trial, text=error_text(trial))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        counts: dict[str, int] = {}
+        for trial in trials:
+            counts[trial.status] = counts.get(trial.status, 0) + 1
+        done = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+        if self.writer is not None:
+            self.writer.end(counts, done)
+
+
+def error_text(trial: Any) -> str:
+    """The trial's error with its traceback, as Ray recorded it (terminal colours removed)."""
+    path = trial.error_file
+    if path and Path(path).is_file():
+        text = Path(path).read_text()
+    else:
+        error = trial.get_error()
+        text = str(error) if error is not None else "unknown error"
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

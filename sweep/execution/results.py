@@ -1,0 +1,95 @@
+"""The outcome of a sweep run: one row per trial, the Pareto set of the draws, the summary table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+from sweep.config import TRIAL_KEY, overrides
+from sweep.plots import pareto_front
+from sweep.tracking import error_line
+
+
+@dataclass
+class SweepOutcome:
+    name: str
+    path: str
+    wall_seconds: float = 0.0
+    startup_seconds: float = 0.0
+    """Starting (or joining) Ray."""
+    fit_seconds: float = 0.0
+    """Tuner.fit: the trials, their scheduling and tracking."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """One per trial: key, method, params, status (finished / stopped@EPOCH / failed), metrics, error."""
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(r["status"] == "failed" for r in self.rows)
+
+
+def row_of(result: Any) -> dict[str, Any]:
+    metrics = result.metrics or {}
+    params = overrides(result.config or {})
+    if result.error is not None:
+        status = "failed"
+    elif metrics.get("final"):
+        status = "finished"
+    else:
+        status = f"stopped@{metrics.get('epoch', 0)}"
+    return {
+        "key": (result.config or {}).get(TRIAL_KEY, ""),
+        "method": params.get("method.name", ""),
+        "params": params,
+        "status": status,
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        "error": error_line(str(result.error)) if result.error is not None else "",
+    }
+
+
+def group_of(key: str) -> str:
+    return key.split("-seed")[0]
+
+
+def pareto_groups(rows: list[dict[str, Any]], metrics: list[str]) -> list[tuple[str, dict[str, float]]]:
+    """Hyperparameter draws (seeds averaged) on the Pareto front of the validation `metrics`."""
+    groups: dict[str, list[dict[str, float]]] = {}
+    for row in rows:
+        if row["status"] == "finished":
+            groups.setdefault(group_of(row["key"]), []).append(row["metrics"])
+    means = {g: {m: sum(r[m] for r in rs) / len(rs) for m in metrics} for g, rs in groups.items()}
+    names = list(means)
+    front = pareto_front([tuple(means[g][m] for m in metrics) for g in names])
+    return [(names[i], means[names[i]]) for i in front]
+
+
+def hyperparameters(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """`weight=0.3` for a row: its params that vary between the trials of its method, seed aside."""
+    mine = [r["params"] for r in rows if r["method"] == row["method"]]
+    parts = []
+    for key, value in row["params"].items():
+        if key in ("method.name", "seed") or len({repr(p.get(key)) for p in mine}) == 1:
+            continue
+        short = key.removeprefix(f"{row['method']}.")
+        parts.append(f"{short}={value:.4g}" if isinstance(value, float) else f"{short}={value}")
+    return ", ".join(parts)
+
+
+def summary_table(outcome: SweepOutcome) -> Any:
+    """A rich table: one row per trial with its hyperparameters, status and validation/test metrics."""
+    table = Table(title=f"sweep {outcome.name}: {len(outcome.rows)} trials in {outcome.wall_seconds:.0f} s")
+    for column in ["trial", "method", "hyperparameters", "seed", "status"]:
+        table.add_column(column)
+    for column in ["val_acc", "val_noisy", "val_auc", "test_acc", "auc"]:
+        table.add_column(column, justify="right")
+    for row in outcome.rows:
+        m = row["metrics"]
+        status = row["status"] if row["status"] != "failed" else f"[red]failed[/]: {row['error'][:80]}"
+        metrics = [
+            format(m[k], ".4f") if k in m else "" for k in ("val_acc", "val_noisy_acc", "val_auc", "test_acc", "auc")
+        ]
+        seed = row["params"].get("seed", "")
+        table.add_row(row["key"], row["method"], hyperparameters(row, outcome.rows), str(seed), status, *metrics)
+    return table
