@@ -3,7 +3,7 @@ network and data splits: what the training methods and the sweeps use from the z
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -31,8 +31,31 @@ def plugin(registry: PluginRegistry[P], name: str, options: dict[str, Any]) -> P
         raise one_line(err, f"{registry.kind} {name!r}") from None
 
 
-class DataConfig(BaseModel):
+class MemberConfig(BaseModel):
+    """A config section that names a member of `registry` and gives its `options` (checked against the
+    member's fields before any work)."""
+
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    registry: ClassVar[PluginRegistry]
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _known(cls, name: str) -> str:
+        cls.registry.get(name)
+        return name
+
+    @model_validator(mode="after")
+    def _options(self) -> MemberConfig:
+        self.member()
+        return self
+
+    def member(self) -> Any:
+        """The plug-in with this section's options."""
+        return plugin(self.registry, self.name, self.options)
+
+
+class DataConfig(MemberConfig):
+    registry: ClassVar[PluginRegistry] = DATASETS
 
     name: str = "digits"
     """Data set: one of the registered names (`sweep list` shows them)."""
@@ -49,44 +72,20 @@ class DataConfig(BaseModel):
     options: dict[str, Any] = {}
     """Data-set-specific options (e.g. digits: test_fraction; synthetic: shape, num_classes)."""
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        DATASETS.get(name)
-        return name
-
-    @model_validator(mode="after")
-    def _options(self) -> DataConfig:
-        self.member()
-        return self
-
     def member(self) -> DataSet:
-        """The data set plug-in with this config's options."""
-        return plugin(DATASETS, self.name, self.options)
+        return super().member()
 
 
-class ModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+class ModelConfig(MemberConfig):
+    registry: ClassVar[PluginRegistry] = MODELS
 
     name: str = "lenet"
     """Model: one of the registered names."""
     options: dict[str, Any] = {}
     """Model-specific options (e.g. mlp: hidden, depth)."""
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        MODELS.get(name)
-        return name
-
-    @model_validator(mode="after")
-    def _options(self) -> ModelConfig:
-        self.member()
-        return self
-
     def member(self) -> Model:
-        """The model plug-in with this config's options."""
-        return plugin(MODELS, self.name, self.options)
+        return super().member()
 
 
 def load_dataset(
