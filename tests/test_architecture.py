@@ -111,6 +111,25 @@ def test_imports_point_down_the_floors() -> None:
     assert not wrong, "imports that point up or sideways: " + ", ".join(sorted(wrong))
 
 
+def test_packages_use_each_other_through_their_public_api() -> None:
+    """Between hardware, zoo, methods and sweep only the package itself is imported (its `__init__`
+    is the API), never one of its modules."""
+    around = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                sources = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                sources = [node.module]  # `from methods import train` names the package, whatever `train` is
+            else:
+                continue
+            for source in sources:
+                top = source.split(".")[0]
+                if top in PACKAGES and top != module.split(".")[0] and source != top:
+                    around.append(f"{module} -> {source}")
+    assert not around, "imports around a package's API: " + ", ".join(sorted(around))
+
+
 @pytest.mark.parametrize(
     ("module", "absent"),
     [

@@ -65,17 +65,6 @@ class CorrectNet(Lipschitz):
     final_epochs: int = Field(2, ge=0)
     """Epochs over the training split for the chosen placement's final compensation modules."""
 
-    @staticmethod
-    def summary(r: dict[str, Any]) -> dict[str, float]:
-        """The scalars of `after_training`'s details `r` for a tracker."""
-        return {
-            "correctnet/added_params": float(r["added_params"]),
-            "correctnet/modules": float(len(r["placement"])),
-            "correctnet/best_reward": max(r["reward_history"]),
-            "correctnet/val_noisy_acc_before": r["val_noisy_acc_before"],
-            "correctnet/val_noisy_acc_after": r["val_noisy_acc_after"],
-        }
-
     # ------------------------------------------------------------------------ the second phase
 
     def after_training(self, model: nn.Module, ctx: TrainContext) -> Trained:
@@ -126,7 +115,7 @@ class CorrectNet(Lipschitz):
             "val_noisy_acc_before": before,
             "val_noisy_acc_after": after,
         }
-        return Trained(model, self.summary(details), details)
+        return Trained(model, scalars(details), details)
 
     def candidate_layers(self, model: nn.Module, noise: NoiseModel) -> list[str]:
         """`candidates`, or the noisy Conv2d / Linear layers of `model` under `noise` (module order)."""
@@ -174,6 +163,17 @@ class CorrectNet(Lipschitz):
 
     def rebuild(self, model: nn.Module, architecture: dict) -> nn.Module:
         return compensation.insert(model, architecture.get("compensation", {}))
+
+
+def scalars(details: dict[str, Any]) -> dict[str, float]:
+    """The tracker's scalars of `CorrectNet.after_training`'s details."""
+    return {
+        "correctnet/added_params": float(details["added_params"]),
+        "correctnet/modules": float(len(details["placement"])),
+        "correctnet/best_reward": max(details["reward_history"]),
+        "correctnet/val_noisy_acc_before": details["val_noisy_acc_before"],
+        "correctnet/val_noisy_acc_after": details["val_noisy_acc_after"],
+    }
 
 
 def _take(loader, n: int, device: torch.device) -> Batches:
