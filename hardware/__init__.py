@@ -1,29 +1,23 @@
-"""The simulated chip: noise models, applying them to a network, Monte Carlo robustness evaluation."""
+"""The simulated chip: noise models, applying them to a network, Monte Carlo robustness evaluation.
 
-from hardware.apply import (
-    ANALOG_LAYERS,
-    draw_generator,
-    noisy_layers,
-    noisy_parameters,
-    noisy_weights,
-    perturbed,
-)
-from hardware.evaluate import (
-    CurvePoint,
-    RobustnessCurve,
-    accuracy,
-    format_curve_table,
-    robustness_curve,
-    t_quantile,
-)
-from hardware.layout import fast_memory_format, images_to, in_layout_of
+The public API of the package; methods/, sweep/ and bench/ import from here only.
+"""
+
+from hardware.apply import ANALOG_LAYERS, analog_layers, noisy_layers, noisy_parameters, noisy_weights
+from hardware.curve import CurvePoint, RobustnessCurve, format_curve_table
+from hardware.deployed import perturbed
+from hardware.engine import DEFAULT_PATH, Prepared, accuracy, prepare, robustness_curve
+from hardware.layout import fast_memory_format, images_to, in_layout_of, memory_format
 from hardware.noise import NOISE_MODELS, Crossbar, NoiseModel, noise_model, noise_names
-from hardware.noise.base import one_line
-from hardware.presets import PRESETS, preset
+from hardware.noise.base import StandardForm, one_line
+from hardware.presets import PRESETS, preset, preset_params
 from hardware.registry import Plugin, PluginRegistry, Registry
+from hardware.seeds import derive_seed, draw_generator, draw_seed
+from hardware.statistics import area_under_curve, mean_ci95, t_quantile
 
 __all__ = [
     "ANALOG_LAYERS",
+    "DEFAULT_PATH",
     "NOISE_MODELS",
     "PRESETS",
     "Crossbar",
@@ -31,14 +25,22 @@ __all__ = [
     "NoiseModel",
     "Plugin",
     "PluginRegistry",
+    "Prepared",
     "Registry",
     "RobustnessCurve",
+    "StandardForm",
     "accuracy",
+    "analog_layers",
+    "area_under_curve",
+    "derive_seed",
     "draw_generator",
+    "draw_seed",
     "fast_memory_format",
+    "format_curve_table",
     "images_to",
     "in_layout_of",
-    "format_curve_table",
+    "mean_ci95",
+    "memory_format",
     "noise_model",
     "noise_names",
     "noisy_layers",
@@ -47,6 +49,8 @@ __all__ = [
     "one_line",
     "perturbed",
     "preset",
+    "preset_params",
+    "prepare",
     "robustness_curve",
     "t_quantile",
 ]

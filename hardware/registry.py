@@ -1,8 +1,8 @@
-"""A tiny registry shared by every plug-in family (noise models, methods, models, data sets)."""
+"""A tiny registry shared by every plug-in family (noise models, presets, methods, models, data sets)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Generic, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +39,12 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._members
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
 
 
 class Plugin(BaseModel):

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from hardware.noise.base import NOISE_MODELS, NoiseModel, Sampler, standard_normal, standard_normal_into
+from hardware.noise.base import NOISE_MODELS, NoiseModel, StandardForm, standard_normal
 
 
 @NOISE_MODELS.add
@@ -20,19 +20,11 @@ class Additive(NoiseModel):
 
     name: Literal["additive"] = "additive"
 
-    def _scale(self, w: Tensor) -> float:
-        return self.sigma * float(w.abs().max())
-
     def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
         w = weight.detach()
         z = standard_normal((n, *w.shape), w, generator)  # (n, *w.shape)
-        return torch.add(w, z, alpha=self._scale(w))
+        return torch.add(w, z, alpha=self.sigma * float(w.abs().max()))
 
-    def sampler(self, weight: Tensor) -> Sampler:
+    def standard_form(self, weight: Tensor) -> StandardForm:
         w = weight.detach()
-        scale = self._scale(w)
-
-        def draw(out: Tensor, generator: torch.Generator | None) -> None:
-            torch.add(w, standard_normal_into(out, generator), alpha=scale, out=out)  # one fused op
-
-        return draw
+        return StandardForm(loc=w, scale=w.abs().max())  # scale: a 0-d tensor

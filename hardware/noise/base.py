@@ -2,13 +2,16 @@
 
 A noise model maps a clean weight tensor to n noisy instances of it, in one vectorized call. The
 same call serves training (one instance per forward, see `hardware.apply.noisy_weights`) and
-Monte Carlo evaluation (one instance per draw, see `hardware.evaluate.robustness_curve`).
+Monte Carlo evaluation (one instance per draw, see `hardware.engine`). Models that are an elementwise
+function of one z ~ N(0, 1) per weight also give their `standard_form`: the evaluation then draws z
+once per draw for all layers and reuses it at every scale, and pairs z with -z (antithetic draws).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from pydantic import Field, ValidationError
@@ -18,6 +21,26 @@ from hardware.registry import Plugin, PluginRegistry
 
 Sampler = Callable[[Tensor, "torch.Generator | None"], None]
 """``draw(out, generator)``: write one noisy instance of a fixed clean weight into `out`."""
+
+
+@dataclass
+class StandardForm:
+    r"""A draw as an elementwise function of z ~ N(0, 1), location-scale in z:
+
+    w~ = loc + scale * sigma * z,  or with `exp`:  w~ = scale * exp(sigma * z)  (loc unused).
+
+    `loc` and `scale` depend on the clean weight only (not on sigma) and broadcast to it.
+    """
+
+    loc: Tensor | None
+    scale: Tensor
+    exp: bool = False
+
+    def apply(self, z: Tensor, sigma: float, out: Tensor | None = None) -> Tensor:
+        """w~ for the normal numbers `z` (one fused op, three with `exp`)."""
+        if self.exp:
+            return torch.mul(z, sigma, out=out).exp_().mul_(self.scale)
+        return torch.addcmul(self.loc, z, self.scale, value=sigma, out=out)
 
 
 class NoiseModel(Plugin):
@@ -44,6 +67,11 @@ class NoiseModel(Plugin):
             out.copy_(self.sample(w, 1, generator)[0])
 
         return draw
+
+    def standard_form(self, weight: Tensor) -> StandardForm | None:
+        """The model as a function of one z ~ N(0, 1) per weight (see `StandardForm`), or None when it
+        is not one (it then draws through `sampler`). `sample` draws the same law."""
+        return None
 
     @property
     def is_identity(self) -> bool:
@@ -83,11 +111,6 @@ def noise_model(name: str, **params: object) -> NoiseModel:
 
 def noise_names() -> list[str]:
     return NOISE_MODELS.names()
-
-
-def standard_normal_into(out: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Fill `out` with z ~ N(0, 1): the numbers `standard_normal` draws for a tensor of out's size."""
-    return torch.randn(out.shape, generator=generator, out=out)
 
 
 def standard_normal(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:

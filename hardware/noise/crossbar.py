@@ -195,10 +195,6 @@ class Crossbar(NoiseModel):
         """Device conductances at inference and right after programming, each (n, P, S, *weight.shape)."""
         return self._devices(self.map(weight).g_target, n, generator)
 
-    def to_weights(self, g: Tensor, weight: Tensor) -> Tensor:
-        """Conductances (n, P, S, *weight.shape) back to weights (n, *weight.shape)."""
-        return self._read(g, self.map(weight))
-
     def sample(self, weight: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
         return self._sample(self.map(weight), n, generator)
 

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from hardware.noise.base import NOISE_MODELS, NoiseModel, Sampler, standard_normal, standard_normal_into
+from hardware.noise.base import NOISE_MODELS, NoiseModel, StandardForm, standard_normal
 
 
 @NOISE_MODELS.add
@@ -25,10 +25,6 @@ class LogNormal(NoiseModel):
         z = standard_normal((n, *w.shape), w, generator)  # (n, *w.shape)
         return torch.exp(z * self.sigma) * w
 
-    def sampler(self, weight: Tensor) -> Sampler:
+    def standard_form(self, weight: Tensor) -> StandardForm:
         w = weight.detach()
-
-        def draw(out: Tensor, generator: torch.Generator | None) -> None:
-            standard_normal_into(out, generator).mul_(self.sigma).exp_().mul_(w)
-
-        return draw
+        return StandardForm(loc=None, scale=w, exp=True)

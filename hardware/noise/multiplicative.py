@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from hardware.noise.base import NOISE_MODELS, NoiseModel, Sampler, standard_normal, standard_normal_into
+from hardware.noise.base import NOISE_MODELS, NoiseModel, StandardForm, standard_normal
 
 
 @NOISE_MODELS.add
@@ -24,11 +24,6 @@ class Multiplicative(NoiseModel):
         z = standard_normal((n, *w.shape), w, generator)  # (n, *w.shape)
         return torch.addcmul(w, z, self.sigma * w)
 
-    def sampler(self, weight: Tensor) -> Sampler:
+    def standard_form(self, weight: Tensor) -> StandardForm:
         w = weight.detach()
-        scaled = self.sigma * w
-
-        def draw(out: Tensor, generator: torch.Generator | None) -> None:
-            torch.addcmul(w, standard_normal_into(out, generator), scaled, out=out)  # one fused op
-
-        return draw
+        return StandardForm(loc=w, scale=w)

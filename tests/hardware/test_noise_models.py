@@ -85,6 +85,20 @@ def test_the_union_picks_the_member_by_name(name: str) -> None:
     assert type(picked) is NOISE_MODELS.get(name)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_standard_form_draws_what_sample_draws(name: str, weight: torch.Tensor) -> None:
+    """A model with a standard form (location-scale in z) gives the numbers `sample` gives for the same z
+    (up to rounding); the antithetic draw -z is the draw at -sigma, bit for bit (the engine relies on it)."""
+    model = noise_model(name, sigma=0.2)
+    form = model.standard_form(weight)
+    if form is None:
+        pytest.skip(f"{name} has no standard form (it draws through its sampler)")
+    z = torch.randn(weight.shape, generator=gen(5))
+    torch.testing.assert_close(form.apply(z, model.sigma), model.sample(weight, 1, gen(5))[0])
+    torch.testing.assert_close(form.apply(z, 0.0), weight)
+    torch.testing.assert_close(form.apply(-z, model.sigma), form.apply(z, -model.sigma), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------- closed forms over >= 100k weights
 
 N_WEIGHTS = (250, 400)  # 100k weights, 2 draws each

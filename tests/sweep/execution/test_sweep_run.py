@@ -19,7 +19,7 @@ SCALES = [0.0, 0.1, 0.2]
 
 
 def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, make_sweep, mlflow_runs):
-    from hardware.evaluate import area_under_curve
+    from hardware import area_under_curve
     from sweep.experiment import load_checkpoint
     from sweep.report import make_report
     from zoo import build_data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import pytest
 import torch
@@ -11,16 +12,20 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from hardware import (
+    NOISE_MODELS,
     RobustnessCurve,
     accuracy,
+    analog_layers,
     draw_generator,
     format_curve_table,
     layout,
+    mean_ci95,
     noise_model,
     perturbed,
+    prepare,
     robustness_curve,
+    t_quantile,
 )
-from hardware.evaluate import t_quantile
 from hardware.layout import fast_memory_format
 
 
@@ -60,8 +65,13 @@ def test_curve_statistics_and_restore() -> None:
     mean = sum(accs) / 6
     std = math.sqrt(sum((a - mean) ** 2 for a in accs) / 5)
     assert mid.mean == pytest.approx(mean) and mid.std == pytest.approx(std) and mid.min == min(accs)
-    assert mid.ci95 == pytest.approx(t_quantile(5) * std / math.sqrt(6))
+    assert mid.antithetic  # the default: draws 2j, 2j+1 are z and -z; the CI is over the 3 pair means
+    pair_means = [(a + b) / 2 for a, b in zip(accs[::2], accs[1::2], strict=True)]
+    assert mid.ci95 == pytest.approx(mean_ci95(pair_means)[1])
+    assert mid.ci95 == pytest.approx(t_quantile(2) * statistics.stdev(pair_means) / math.sqrt(3))
     assert t_quantile(5) == pytest.approx(2.5706, abs=1e-4)
+    plain = robustness_curve(model, loader, noise, [0.2], samples=6, seed=1, antithetic=False).points[0]
+    assert not plain.antithetic and plain.ci95 == pytest.approx(t_quantile(5) * plain.std / math.sqrt(6))
     auc = ((1.0 + mid.mean) / 2 * 0.2 + (mid.mean + high.mean) / 2 * 0.3) / 0.5
     assert curve.auc == pytest.approx(auc)
     assert curve.noise["name"] == "additive"
@@ -79,7 +89,7 @@ def test_same_seed_same_curve_and_paired_draws() -> None:
     assert d.points[0].accuracies == a.points[0].accuracies[:2]
 
 
-@pytest.mark.parametrize("name", ["additive", "crossbar"])
+@pytest.mark.parametrize("name", NOISE_MODELS.names())
 def test_fast_memory_format_gives_the_same_draws_and_gives_the_layout_back(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,7 +128,7 @@ def test_deployed_draws_the_same_numbers_into_channels_last_weights() -> None:
         assert torch.equal(model[0].weight, plain)
 
 
-@pytest.mark.parametrize("name", ["additive", "crossbar"])
+@pytest.mark.parametrize("name", NOISE_MODELS.names())
 def test_batched_path_gives_the_loop_path_draws(name: str) -> None:
     model, loader = setup()
     noise = noise_model(name, sigma=0.3)
@@ -130,15 +140,23 @@ def test_batched_path_gives_the_loop_path_draws(name: str) -> None:
 def test_adaptive_sampling_stops_at_target_or_limit() -> None:
     model, loader = setup()
     noise = noise_model("additive")
-    curve = robustness_curve(model, loader, noise, [0.2, 0.6], samples=3, seed=0, target_ci=0.03, max_samples=40)
-    for p in curve.points:
-        assert 3 <= p.n_draws <= 40
-        assert p.ci95 <= 0.03 or p.n_draws == 40
-        if p.n_draws > 3:  # it stopped at the first draw that met the target
-            shorter = robustness_curve(model, loader, noise, [p.scale], samples=p.n_draws - 1, seed=0)
-            assert shorter.points[0].ci95 > 0.03
-    capped = robustness_curve(model, loader, noise, [0.6], samples=3, seed=0, target_ci=1e-6, max_samples=7)
-    assert capped.points[0].n_draws == 7
+    for samples, step in ((4, 2), (3, 1)):  # antithetic pairs for an even count, single draws for an odd one
+        curve = robustness_curve(
+            model, loader, noise, [0.2, 0.6], samples=samples, seed=0, target_ci=0.03, max_samples=40
+        )
+        for p in curve.points:
+            assert samples <= p.n_draws <= 40 and p.antithetic == (step == 2) and p.n_draws % step == 0
+            assert p.ci95 <= 0.03 or p.n_draws == 40
+            if p.n_draws > samples:  # it stopped at the first draw (pair) that met the target
+                shorter = robustness_curve(
+                    model, loader, noise, [p.scale], samples=p.n_draws - step, seed=0, antithetic=step == 2
+                )
+                assert shorter.points[0].ci95 > 0.03
+                assert shorter.points[0].accuracies == p.accuracies[:-step]
+    capped = robustness_curve(model, loader, noise, [0.6], samples=4, seed=0, target_ci=1e-6, max_samples=7)
+    assert capped.points[0].n_draws == 6  # the limit rounds down to whole pairs
+    single = robustness_curve(model, loader, noise, [0.6], samples=3, seed=0, target_ci=1e-6, max_samples=7)
+    assert single.points[0].n_draws == 7
 
 
 def test_deterministic_noise_needs_one_draw() -> None:
@@ -169,3 +187,60 @@ def test_bad_arguments() -> None:
         robustness_curve(model, loader, noise, [0.1], samples=0, seed=0)
     with pytest.raises(ValueError, match="target_ci"):
         robustness_curve(model, loader, noise, [0.1], samples=2, seed=0, target_ci=0)
+
+
+def test_a_draw_is_one_normal_vector_over_the_noisy_layers_in_module_order() -> None:
+    """The draw contract: draw k of a standard-form model is randn(n_noisy) from draw_generator(seed, k),
+    split over the noisy layers in module order, each in its standard layout (whatever the model's)."""
+    model, _ = setup()
+    clean = [m.weight.detach().clone() for _, m in analog_layers(model)]
+    sizes = [w.numel() for w in clean]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model = model.to(memory_format=fmt)
+        for noise in (noise_model("additive", sigma=0.3), noise_model("lognormal", sigma=0.3, digital_first=True)):
+            noisy = clean[1:] if noise.digital_first else clean
+            z = torch.randn(sum(w.numel() for w in noisy), generator=draw_generator(4, 2)).split(sizes[-len(noisy) :])
+            with perturbed(model, noise, draw_generator(4, 2)):
+                got = [m.weight.detach().clone() for _, m in analog_layers(model)]
+            pairs = zip(noisy, z, strict=True)
+            expected = [noise.standard_form(w).apply(zi.view(w.shape), noise.sigma) for w, zi in pairs]
+            if noise.digital_first:
+                expected = [clean[0], *expected]
+            for g, e in zip(got, expected, strict=True):
+                assert torch.equal(g, e)
+
+
+def test_antithetic_draws_are_z_and_minus_z_and_reuse_z_at_every_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, loader = setup()
+    written: list[tuple[float, torch.Tensor]] = []
+    from hardware.deployed import Deployed
+
+    original = Deployed.write_form
+
+    def spy(self, form, span, z, sigma):  # noqa: ANN001, ANN202
+        written.append((sigma, z.clone()))
+        original(self, form, span, z, sigma)
+
+    monkeypatch.setattr(Deployed, "write_form", spy)
+    robustness_curve(model, loader, noise_model("multiplicative"), [0.1, 0.3], samples=4, seed=9)
+    assert [s for s, _ in written] == [0.1, -0.1, 0.3, -0.3] * 2  # pair j at every scale, then pair j + 1
+    for j in range(2):
+        block = [z for _, z in written[4 * j : 4 * j + 4]]
+        assert all(torch.equal(block[0], z) for z in block)  # z drawn once per pair, reused at both scales
+    assert not torch.equal(written[0][1], written[4][1])
+
+
+def test_one_prepared_model_serves_several_noise_models_and_settings() -> None:
+    """k settings on one prepared model: the data loader is read once and each curve is the curve
+    robustness_curve gives on its own."""
+    model, loader = setup()
+    noises = [noise_model("additive"), noise_model("lognormal", digital_last=True), noise_model("crossbar")]
+    one_pass = iter(list(loader))  # an iterator: a second pass over the data would find it empty
+    with prepare(model, one_pass) as prepared:
+        curves = [prepared.curve(n, [0.0, 0.2, 0.4], samples=4, seed=3) for n in noises]
+        clean = prepared.clean_accuracy()
+    assert clean == 1.0
+    for noise, curve in zip(noises, curves, strict=True):
+        alone = robustness_curve(model, loader, noise, [0.0, 0.2, 0.4], samples=4, seed=3)
+        assert [p.accuracies for p in curve.points] == [p.accuracies for p in alone.points]
+    assert curves[0].points[1].antithetic and not curves[2].points[1].antithetic  # crossbar: no standard form
