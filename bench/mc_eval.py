@@ -5,13 +5,15 @@
       parameters, evaluate,
   (c) clean inference of the same images the same number of times (the floor), in the memory
       format (a) runs the model in (channels_last on CPU, see hardware.layout.FAST_MEMORY_FORMAT),
-      and in the model's own layout for comparison (what (b) runs in),
+      in the loader's batches; also in the model's own layout (what (b) runs in), and in the chunks
+      (a) runs the data in (`hardware.prepare` sizes them to the cache; a/c2 compares with that),
   (d) the peak float32 matmul rate of this machine, and the model's achieved FLOP/s in (a) as a
       fraction of it.
 
 Every variant is timed `--repeats` times, interleaved, and the best time counts (robust to other
 load on the machine). The ratios are also given in process CPU time, which other processes on a
 busy machine distort less (with --threads 1; with more threads idle OpenMP workers spin).
+Ends with one line of JSON: the headline ratios (a/c, a/b, and a/c in CPU time) per model.
 Usage: python bench/mc_eval.py [--threads 1] [--device cpu|cuda]
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -30,8 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hardware  # noqa: E402
-from hardware.evaluate import DEFAULT_PATH  # noqa: E402
-from hardware.layout import fast_memory_format, images_to, memory_format  # noqa: E402
+from hardware import DEFAULT_PATH, fast_memory_format, images_to, memory_format  # noqa: E402
 from zoo import build_model  # noqa: E402
 
 # (label, builder args, input shape, images, batch size, draws)
@@ -91,6 +93,14 @@ def clean_inference(model, batches, draws: int, fmt: torch.memory_format | None 
                 model(x)
 
 
+def clean_engine_chunks(model, batches, draws: int) -> None:
+    """Clean forwards in the chunks `hardware.prepare` runs the data in (same layout as (a))."""
+    with torch.no_grad(), hardware.prepare(model, batches) as prepared:
+        for _ in range(draws):
+            for x in prepared.xs:
+                model(x)
+
+
 def bench_case(case, device: torch.device, noise, repeats: int, peak: float) -> dict[str, float]:
     label, args, shape, images, batch_size, draws = case
     torch.manual_seed(0)
@@ -107,6 +117,7 @@ def bench_case(case, device: torch.device, noise, repeats: int, peak: float) -> 
     variants = {
         "clean (c)": lambda: clean_inference(model, batches, draws, fmt),
         "clean, default layout": lambda: clean_inference(model, batches, draws),
+        "clean, engine chunks": lambda: clean_engine_chunks(model, batches, draws),
         "ours loop (a)": curve("loop"),
         "ours batched (a)": curve("batched"),
         "research (b)": lambda: research_style(model, batches, sigma, draws),
@@ -123,6 +134,7 @@ def bench_case(case, device: torch.device, noise, repeats: int, peak: float) -> 
     chosen = DEFAULT_PATH.get(device.type, "loop")
     rate["ours (a)"] = rate[f"ours {chosen} (a)"]
     rate["cpu a/c"] = cpu["clean (c)"] / cpu[f"ours {chosen} (a)"]
+    rate["cpu a/c2"] = cpu["clean, engine chunks"] / cpu[f"ours {chosen} (a)"]
     rate["cpu a/b"] = cpu["research (b)"] / cpu[f"ours {chosen} (a)"]
     flops = flops_per_image(model, batches[0][0])
     rate["achieved_flops"] = flops * rate["ours (a)"]
@@ -154,22 +166,38 @@ def main() -> None:
     print(f"default evaluation path on {device.type}: {DEFAULT_PATH.get(device.type, 'loop')}")
     header = (
         f"{'model':<18} {'(c) clean':>10} {'c default':>10} {'(a) ours':>10} {'loop':>10} {'batched':>10}"
-        f" {'(b) research':>12} {'a/c':>6} {'a/b':>6} {'GFLOP/s':>8} {'of peak':>8} {'cpu a/c':>8} {'cpu a/b':>8}"
+        f" {'(b) research':>12} {'a/c':>6} {'a/c2':>6} {'a/b':>6} {'GFLOP/s':>8} {'of peak':>8} {'cpu a/c':>8}"
+        f" {'cpu a/c2':>8} {'cpu a/b':>8}"
     )
     print("images x draws per second (best wall-clock of the repeats); cpu a/c, a/b: ratios of process CPU time")
-    print("(c) clean inference in the memory format (a) runs in; c default: in the model's own layout")
+    print("(c) clean inference in the memory format (a) runs in, in the loader's batches; c default: in the")
+    print("model's own layout; a/c2: (a) over clean inference in the chunks (a) runs the data in (hardware.prepare)")
     print(header)
-    for case in CASES:
+    headline: dict[str, dict[str, float]] = {
+        "mc_over_clean": {},
+        "mc_over_clean_same_chunks": {},
+        "mc_over_research": {},
+        "cpu_mc_over_clean": {},
+        "cpu_mc_over_clean_same_chunks": {},
+    }
+    for key, case in zip(("lenet", "resnet20"), CASES, strict=True):
         r = bench_case(case, device, noise, args.repeats, peak)
+        headline["mc_over_clean"][key] = round(r["ours (a)"] / r["clean (c)"], 3)
+        headline["mc_over_research"][key] = round(r["ours (a)"] / r["research (b)"], 2)
+        headline["mc_over_clean_same_chunks"][key] = round(r["ours (a)"] / r["clean, engine chunks"], 3)
+        headline["cpu_mc_over_clean"][key] = round(r["cpu a/c"], 3)
+        headline["cpu_mc_over_clean_same_chunks"][key] = round(r["cpu a/c2"], 3)
         print(
             f"{case[0]:<18} {r['clean (c)']:>10.0f} {r['clean, default layout']:>10.0f} {r['ours (a)']:>10.0f}"
             f" {r['ours loop (a)']:>10.0f}"
             f" {r['ours batched (a)']:>10.0f} {r['research (b)']:>12.0f}"
-            f" {r['ours (a)'] / r['clean (c)']:>6.3f} {r['ours (a)'] / r['research (b)']:>6.2f}"
+            f" {r['ours (a)'] / r['clean (c)']:>6.3f} {r['ours (a)'] / r['clean, engine chunks']:>6.3f}"
+            f" {r['ours (a)'] / r['research (b)']:>6.2f}"
             f" {r['achieved_flops'] / 1e9:>8.2f} {r['fraction_of_peak']:>8.1%}"
-            f" {r['cpu a/c']:>8.3f} {r['cpu a/b']:>8.2f}"
+            f" {r['cpu a/c']:>8.3f} {r['cpu a/c2']:>8.3f} {r['cpu a/b']:>8.2f}"
         )
     print(f"load average after: {load()} (other processes on the machine distort the figures)")
+    print(json.dumps({**headline, "device": device.type, "threads": torch.get_num_threads(), "noise": noise.name}))
 
 
 def load() -> str:
