@@ -65,13 +65,13 @@ def test_curve_statistics_and_restore() -> None:
     mean = sum(accs) / 6
     std = math.sqrt(sum((a - mean) ** 2 for a in accs) / 5)
     assert mid.mean == pytest.approx(mean) and mid.std == pytest.approx(std) and mid.min == min(accs)
-    assert mid.antithetic  # the default: draws 2j, 2j+1 are z and -z; the CI is over the 3 pair means
-    pair_means = [(a + b) / 2 for a, b in zip(accs[::2], accs[1::2], strict=True)]
-    assert mid.ci95 == pytest.approx(mean_ci95(pair_means)[1])
-    assert mid.ci95 == pytest.approx(t_quantile(2) * statistics.stdev(pair_means) / math.sqrt(3))
+    assert not mid.antithetic and mid.ci95 == pytest.approx(t_quantile(5) * std / math.sqrt(6))
     assert t_quantile(5) == pytest.approx(2.5706, abs=1e-4)
-    plain = robustness_curve(model, loader, noise, [0.2], samples=6, seed=1, antithetic=False).points[0]
-    assert not plain.antithetic and plain.ci95 == pytest.approx(t_quantile(5) * plain.std / math.sqrt(6))
+    paired = robustness_curve(model, loader, noise, [0.2], samples=6, seed=1, antithetic=True).points[0]
+    pair_means = [(a + b) / 2 for a, b in zip(paired.accuracies[::2], paired.accuracies[1::2], strict=True)]
+    assert paired.antithetic and paired.accuracies[0] == accs[0]  # draw 0 is the same z either way
+    assert paired.ci95 == pytest.approx(mean_ci95(pair_means)[1])  # the CI is over the 3 pair means
+    assert paired.ci95 == pytest.approx(t_quantile(2) * statistics.stdev(pair_means) / math.sqrt(3))
     auc = ((1.0 + mid.mean) / 2 * 0.2 + (mid.mean + high.mean) / 2 * 0.3) / 0.5
     assert curve.auc == pytest.approx(auc)
     assert curve.noise["name"] == "additive"
@@ -142,7 +142,7 @@ def test_adaptive_sampling_stops_at_target_or_limit() -> None:
     noise = noise_model("additive")
     for samples, step in ((4, 2), (3, 1)):  # antithetic pairs for an even count, single draws for an odd one
         curve = robustness_curve(
-            model, loader, noise, [0.2, 0.6], samples=samples, seed=0, target_ci=0.03, max_samples=40
+            model, loader, noise, [0.2, 0.6], samples=samples, seed=0, target_ci=0.03, max_samples=40, antithetic=True
         )
         for p in curve.points:
             assert samples <= p.n_draws <= 40 and p.antithetic == (step == 2) and p.n_draws % step == 0
@@ -153,10 +153,12 @@ def test_adaptive_sampling_stops_at_target_or_limit() -> None:
                 )
                 assert shorter.points[0].ci95 > 0.03
                 assert shorter.points[0].accuracies == p.accuracies[:-step]
-    capped = robustness_curve(model, loader, noise, [0.6], samples=4, seed=0, target_ci=1e-6, max_samples=7)
+    capped = robustness_curve(
+        model, loader, noise, [0.6], samples=4, seed=0, target_ci=1e-6, max_samples=7, antithetic=True
+    )
     assert capped.points[0].n_draws == 6  # the limit rounds down to whole pairs
-    single = robustness_curve(model, loader, noise, [0.6], samples=3, seed=0, target_ci=1e-6, max_samples=7)
-    assert single.points[0].n_draws == 7
+    single = robustness_curve(model, loader, noise, [0.6], samples=4, seed=0, target_ci=1e-6, max_samples=7)
+    assert single.points[0].n_draws == 7 and not single.points[0].antithetic  # the default: single draws
 
 
 def test_deterministic_noise_needs_one_draw() -> None:
@@ -222,7 +224,7 @@ def test_antithetic_draws_are_z_and_minus_z_and_reuse_z_at_every_scale(monkeypat
         original(self, form, span, z, sigma)
 
     monkeypatch.setattr(Deployed, "write_form", spy)
-    robustness_curve(model, loader, noise_model("multiplicative"), [0.1, 0.3], samples=4, seed=9)
+    robustness_curve(model, loader, noise_model("multiplicative"), [0.1, 0.3], samples=4, seed=9, antithetic=True)
     assert [s for s, _ in written] == [0.1, -0.1, 0.3, -0.3] * 2  # pair j at every scale, then pair j + 1
     for j in range(2):
         block = [z for _, z in written[4 * j : 4 * j + 4]]
@@ -237,10 +239,10 @@ def test_one_prepared_model_serves_several_noise_models_and_settings() -> None:
     noises = [noise_model("additive"), noise_model("lognormal", digital_last=True), noise_model("crossbar")]
     one_pass = iter(list(loader))  # an iterator: a second pass over the data would find it empty
     with prepare(model, one_pass) as prepared:
-        curves = [prepared.curve(n, [0.0, 0.2, 0.4], samples=4, seed=3) for n in noises]
+        curves = [prepared.curve(n, [0.0, 0.2, 0.4], samples=4, seed=3, antithetic=True) for n in noises]
         clean = prepared.clean_accuracy()
     assert clean == 1.0
     for noise, curve in zip(noises, curves, strict=True):
-        alone = robustness_curve(model, loader, noise, [0.0, 0.2, 0.4], samples=4, seed=3)
+        alone = robustness_curve(model, loader, noise, [0.0, 0.2, 0.4], samples=4, seed=3, antithetic=True)
         assert [p.accuracies for p in curve.points] == [p.accuracies for p in alone.points]
     assert curves[0].points[1].antithetic and not curves[2].points[1].antithetic  # crossbar: no standard form
