@@ -14,7 +14,9 @@ Every variant is timed `--repeats` times, interleaved, and the best time counts 
 load on the machine). The ratios are also given in process CPU time, which other processes on a
 busy machine distort less (with --threads 1; with more threads idle OpenMP workers spin).
 Ends with one line of JSON: the headline ratios (a/c, a/b, and a/c in CPU time) per model.
-Usage: python bench/mc_eval.py [--threads 1] [--device cpu|cuda]
+Each variant evaluates every scale of `--scales` with the case's draws (default: the noise model's
+own scale, 0.1 for a plain model).
+Usage: python bench/mc_eval.py [--threads 1] [--device cpu|cuda] [--scales 0.05,0.1,...]
 """
 
 from __future__ import annotations
@@ -101,26 +103,30 @@ def clean_engine_chunks(model, batches, draws: int) -> None:
                 model(x)
 
 
-def bench_case(case, device: torch.device, noise, repeats: int, peak: float) -> dict[str, float]:
+def bench_case(case, device: torch.device, noise, scales: list[float], repeats: int, peak: float) -> dict[str, float]:
     label, args, shape, images, batch_size, draws = case
     torch.manual_seed(0)
     model = build_model(*args).to(device).eval()
     x = torch.randn(images, *shape, device=device)
     y = torch.randint(0, 10, (images,), device=device)
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, images, batch_size)]
-    sigma = noise.sigma
+    forwards = draws * len(scales)  # noisy passes over the images per variant
 
     def curve(path: str) -> Callable[[], object]:
-        return lambda: hardware.robustness_curve(model, batches, noise, [sigma], draws, seed=0, path=path)
+        return lambda: hardware.robustness_curve(model, batches, noise, scales, draws, seed=0, path=path)
+
+    def research() -> None:
+        for sigma in scales:
+            research_style(model, batches, sigma, draws)
 
     fmt = fast_memory_format(model, device) if DEFAULT_PATH.get(device.type, "loop") == "loop" else None
     variants = {
-        "clean (c)": lambda: clean_inference(model, batches, draws, fmt),
-        "clean, default layout": lambda: clean_inference(model, batches, draws),
-        "clean, engine chunks": lambda: clean_engine_chunks(model, batches, draws),
+        "clean (c)": lambda: clean_inference(model, batches, forwards, fmt),
+        "clean, default layout": lambda: clean_inference(model, batches, forwards),
+        "clean, engine chunks": lambda: clean_engine_chunks(model, batches, forwards),
         "ours loop (a)": curve("loop"),
         "ours batched (a)": curve("batched"),
-        "research (b)": lambda: research_style(model, batches, sigma, draws),
+        "research (b)": research,
     }
     for fn in variants.values():  # warm up (oneDNN primitives, allocator)
         fn()
@@ -130,7 +136,7 @@ def bench_case(case, device: torch.device, noise, repeats: int, peak: float) -> 
         for name, fn in variants.items():
             w, c = timed(fn, device)
             wall[name], cpu[name] = min(wall[name], w), min(cpu[name], c)
-    rate = {name: images * draws / t for name, t in wall.items()}
+    rate = {name: images * forwards / t for name, t in wall.items()}
     chosen = DEFAULT_PATH.get(device.type, "loop")
     rate["ours (a)"] = rate[f"ours {chosen} (a)"]
     rate["cpu a/c"] = cpu["clean (c)"] / cpu[f"ours {chosen} (a)"]
@@ -149,7 +155,11 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=11, help="timed repeats per variant (best counts)")
     parser.add_argument("--noise", default="additive", help="noise model or preset")
-    parser.add_argument("--sigma", type=float, default=None, help="noise scale (default: the model's)")
+    parser.add_argument(
+        "--scales",
+        default=None,
+        help="noise scales of the curve (e.g. the main job's 0.05,0.1,...,0.4: z is drawn once per draw for all)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -157,11 +167,13 @@ def main() -> None:
         noise = hardware.preset(args.noise)
     else:
         noise = hardware.noise_model(args.noise, sigma=0.1)
-    if args.sigma is not None:
-        noise = noise.with_sigma(args.sigma)
+    scales = [float(v) for v in args.scales.split(",")] if args.scales else [noise.sigma]
 
     peak = peak_matmul_flops(device, 4096 if device.type == "cuda" else 3072)
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, noise {noise.name}")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, noise {noise.name},"
+        f" scales {scales}"
+    )
     print(f"(d) peak float32 matmul: {peak / 1e9:.1f} GFLOP/s; load average before: {load()}")
     print(f"default evaluation path on {device.type}: {DEFAULT_PATH.get(device.type, 'loop')}")
     header = (
@@ -181,7 +193,7 @@ def main() -> None:
         "cpu_mc_over_clean_same_chunks": {},
     }
     for key, case in zip(("lenet", "resnet20"), CASES, strict=True):
-        r = bench_case(case, device, noise, args.repeats, peak)
+        r = bench_case(case, device, noise, scales, args.repeats, peak)
         headline["mc_over_clean"][key] = round(r["ours (a)"] / r["clean (c)"], 3)
         headline["mc_over_research"][key] = round(r["ours (a)"] / r["research (b)"], 2)
         headline["mc_over_clean_same_chunks"][key] = round(r["ours (a)"] / r["clean, engine chunks"], 3)
@@ -197,7 +209,17 @@ def main() -> None:
             f" {r['cpu a/c']:>8.3f} {r['cpu a/c2']:>8.3f} {r['cpu a/b']:>8.2f}"
         )
     print(f"load average after: {load()} (other processes on the machine distort the figures)")
-    print(json.dumps({**headline, "device": device.type, "threads": torch.get_num_threads(), "noise": noise.name}))
+    print(
+        json.dumps(
+            {
+                **headline,
+                "device": device.type,
+                "threads": torch.get_num_threads(),
+                "noise": noise.name,
+                "scales": scales,
+            }
+        )
+    )
 
 
 def load() -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardware import t_quantile
+from hardware import mean_ci95 as mean_ci
 from sweep.tracking import client_for, scale_label, search_all
 
 
@@ -52,18 +52,6 @@ class MethodSummary:
     diff_acc: list[tuple[float, float]] = field(default_factory=list)  # vs the reference, paired by seed
     diff_auc: tuple[float, float] | None = None
     runs: list[TrialRun] = field(default_factory=list)
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and 95% CI half-width (Student t over the values; NaN for fewer than two)."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, t_quantile(n - 1) * sd / math.sqrt(n)
 
 
 # ------------------------------------------------------------------------------- reading MLflow
