@@ -30,6 +30,9 @@ class CurvePoint:
     """Half-width of the 95% confidence interval of the mean (Student t); NaN for one random draw."""
     min: float
     antithetic: bool = False
+    conditional: bool = False
+    """Each draw's accuracy is averaged analytically over the output layer's noise (Rao-Blackwellized):
+    the same mean, a smaller spread; `min` is then the lowest such average."""
 
     @property
     def n_draws(self) -> int:
@@ -98,6 +101,7 @@ class RobustnessCurve:
                 _nan(p["ci95"]),
                 p["min"],
                 bool(p.get("antithetic", False)),  # curves written before antithetic draws
+                bool(p.get("conditional", False)),
             )
             for p in data["points"]
         ]

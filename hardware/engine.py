@@ -15,6 +15,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from hardware.chunks import Batches, rechunk
+from hardware.conditional import OutputLayer
 from hardware.curve import CurvePoint, RobustnessCurve
 from hardware.deployed import Deployed
 from hardware.layout import fast_memory_format, images_to, memory_format
@@ -31,8 +33,6 @@ ResNet-20. CUDA: unmeasured (no GPU so far); batched is the default because smal
 bound by kernel launches, which batching amortizes. Run bench/mc_eval.py --device cuda and change
 this where it says otherwise."""
 
-Batches = list[tuple[Tensor, Tensor]]
-
 
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
@@ -41,17 +41,34 @@ def _device(model: nn.Module) -> torch.device:
 class Prepared:
     """One model on fixed data, ready for any number of Monte Carlo evaluations (see `prepare`)."""
 
-    def __init__(self, model: nn.Module, batches: Batches, deployed: Deployed, path: str, draw_batch: int) -> None:
-        self.model, self.deployed, self.path, self.draw_batch = model, deployed, path, draw_batch
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Batches,
+        deployed: Deployed,
+        path: str,
+        draw_batch: int,
+        head: OutputLayer | None = None,
+    ) -> None:
+        self.model, self.deployed, self.path, self.draw_batch, self.head = model, deployed, path, draw_batch, head
         self.xs, self.y = [x for x, _ in batches], torch.cat([y for _, y in batches])  # (N,)
         self.total = len(self.y)
         if self.total == 0:
             raise ValueError("the loader yielded no examples")
 
+    def _logits(self) -> Tensor:
+        return torch.cat([self.model(x) for x in self.xs]) if len(self.xs) > 1 else self.model(self.xs[0])
+
     def _accuracy(self) -> float:
         """Accuracy of the weights in the buffer, with one sync (few small ops: they count on tiny models)."""
-        logits = torch.cat([self.model(x) for x in self.xs]) if len(self.xs) > 1 else self.model(self.xs[0])
-        return int((logits.argmax(-1) == self.y).sum()) / self.total
+        if self.head is not None:
+            self.head.inputs.clear()
+        return int((self._logits().argmax(-1) == self.y).sum()) / self.total
+
+    def _expected_accuracy(self, head_scale: Tensor, sigma: float) -> float:
+        """The accuracy averaged analytically over the output layer's noise (`hardware.conditional`)."""
+        self.head.inputs.clear()
+        return float(self.head.expected_correct(self._logits(), self.y, head_scale, sigma)) / self.total
 
     @torch.no_grad()
     def clean_accuracy(self) -> float:
@@ -68,6 +85,7 @@ class Prepared:
         target_ci: float | None = None,
         max_samples: int | None = None,
         antithetic: bool = False,
+        conditional: bool = True,
     ) -> RobustnessCurve:
         """Accuracy at each noise scale (`noise.with_sigma(scale)`) over Monte Carlo draws: the
         `RobustnessCurve` of this model under one noise model along its scale axis.
@@ -79,12 +97,16 @@ class Prepared:
         bench/variance.py measured no gain on trained digits models; an odd `samples` gives single
         draws). A deterministic scale (e.g. 0) gets one draw. With `target_ci`, draws continue (in pairs
         with `antithetic`) until the 95% CI half-width is at most `target_ci` or `max_samples` (default 100 * samples;
-        with pairs rounded down to even) draws are done.
+        with pairs rounded down to even) draws are done. With `conditional` (the default, unbiased) and a
+        Linear output layer under additive or multiplicative noise, each draw's accuracy is averaged
+        analytically over that layer's noise (`hardware.conditional`, loop path only).
         """
         _check(scales, samples, target_ci)
         models = [noise.with_sigma(s) for s in scales]
         form = self.deployed.flat_form(noise)
         pairs = antithetic and form is not None and samples % 2 == 0
+        cond = conditional and form is not None and not form.exp and self.head is not None
+        cond = cond and self.path == "loop" and not noise.digital_last and len(self.deployed.layers) > 0
         even = (lambda n: n - n % 2) if pairs else (lambda n: n)
         limit = even(max(samples, max_samples if max_samples is not None else 100 * samples))
         block = (2 if pairs else 1) if self.path == "loop" else max(even(self.draw_batch), 2 if pairs else 1)
@@ -109,7 +131,7 @@ class Prepared:
                 else:
                     z = self._normals(noise, ks, pairs, seed)
                     for i in active:
-                        accs.setdefault(i, []).extend(self._formed(form, noise, z, scales[i], pairs))
+                        accs.setdefault(i, []).extend(self._formed(form, noise, z, scales[i], pairs, cond))
                 n = ks.stop
         finally:
             self.deployed.reset()
@@ -117,6 +139,8 @@ class Prepared:
             CurvePoint.from_accuracies(s, accs[i], m.is_deterministic, pairs and not m.is_deterministic)
             for i, (s, m) in enumerate(zip(scales, models, strict=True))
         ]
+        for p, m in zip(points, models, strict=True):
+            p.conditional = cond and not m.is_deterministic
         return RobustnessCurve(noise.model_dump(mode="json", exclude={"sigma"}), seed, points)
 
     @staticmethod
@@ -135,15 +159,21 @@ class Prepared:
         device = self.deployed.buffer.device
         return torch.stack([self.deployed.normal(noise, draw_generator(seed, j, device)) for j in indices])
 
-    def _formed(self, form: StandardForm, noise: NoiseModel, z: Tensor, scale: float, pairs: bool) -> list[float]:
+    def _formed(
+        self, form: StandardForm, noise: NoiseModel, z: Tensor, scale: float, pairs: bool, cond: bool
+    ) -> list[float]:
         signs = (scale, -scale) if pairs else (scale,)
         span = self.deployed.span(noise)
         if self.path == "loop":
+            if cond:  # the output layer stays clean in the buffer; its noise is integrated analytically
+                k = self.deployed.offsets[-2] - span.start
+                head_scale = form.scale[k:].view(self.deployed.shapes[-1])
+                form, span = StandardForm(form.loc[:k], form.scale[:k]), slice(span.start, span.start + k)
             accs = []
             for row in z:
                 for s in signs:
-                    self.deployed.write_form(form, span, row, s)
-                    accs.append(self._accuracy())
+                    self.deployed.write_form(form, span, row[: span.stop - span.start], s)
+                    accs.append(self._expected_accuracy(head_scale, s) if cond else self._accuracy())
             return accs
         stacked = torch.stack([form.apply(z, s) for s in signs], 1).flatten(0, 1)  # (draws, n): z, -z, z, ...
         return self._vmapped(stacked, self.deployed.segment(noise))
@@ -197,41 +227,6 @@ def _check(scales: Sequence[float], samples: int, target_ci: float | None) -> No
         raise ValueError(f"target_ci must be > 0 (got {target_ci})")
 
 
-CHUNK_BYTES = 4 * 2**20
-"""The loop path runs the data in chunks whose largest activation is about this size (CPU: a share of
-the cache). ResNet-20 on 32x32 then runs 64 images per forward instead of the loader's 256, about 1.2x
-faster on one core (bench/mc_eval.py); the digits LeNet runs all 360 test images in one forward."""
-
-
-def _chunk_images(model: nn.Module, x: Tensor) -> int:
-    """How many images of `x`'s shape make a chunk of CHUNK_BYTES in the model's largest activation."""
-    sizes: list[int] = []
-    leaves = [m for m in model.modules() if not list(m.children())]
-
-    def record(_module: nn.Module, _inputs: object, out: object) -> None:
-        if isinstance(out, Tensor):
-            sizes.append(out.numel() * out.element_size())
-
-    hooks = [m.register_forward_hook(record) for m in leaves]
-    try:
-        model(x[:1])
-    finally:
-        for h in hooks:
-            h.remove()
-    return max(1, CHUNK_BYTES // max(sizes, default=1))
-
-
-def _rechunk(model: nn.Module, batches: Batches, images: int | None, fmt: torch.memory_format | None) -> Batches:
-    """The data as chunks of `images` (None: by CHUNK_BYTES), views of one tensor in `fmt`: results per
-    image do not depend on the chunking, only the speed does."""
-    if not batches:
-        return batches
-    x = torch.cat([x for x, _ in batches])
-    x, y = images_to(x, x.device, fmt), torch.cat([y for _, y in batches])
-    size = images or _chunk_images(model, x)
-    return list(zip(x.split(size), y.split(size), strict=True))
-
-
 @contextmanager
 def prepare(
     model: nn.Module,
@@ -258,9 +253,14 @@ def prepare(
             batches = [(images_to(x, device, fmt), y.to(device, non_blocking=True)) for x, y in loader]
             if path == "loop":
                 with torch.no_grad():
-                    batches = _rechunk(model, batches, chunk, fmt)
+                    batches = rechunk(model, batches, chunk, fmt)
             deployed = stack.enter_context(Deployed(model, standard=path == "batched"))
-            yield Prepared(model, batches, deployed, path, draw_batch)
+            head = None
+            if path == "loop" and deployed.layers and batches:
+                head = OutputLayer.find(model, deployed.layers[-1][1], batches[0][0][:1])
+            if head is not None:
+                stack.callback(head.close)
+            yield Prepared(model, batches, deployed, path, draw_batch, head)
     finally:
         model.train(was_training)
 
@@ -276,13 +276,14 @@ def robustness_curve(
     max_samples: int | None = None,
     *,
     antithetic: bool = False,
+    conditional: bool = True,
     path: EvalPath = "auto",
     draw_batch: int = 8,
 ) -> RobustnessCurve:
     """`Prepared.curve` of `model` on `loader` (set-up and restore included)."""
     _check(scales, samples, target_ci)
     with prepare(model, loader, path=path, draw_batch=draw_batch) as prepared:
-        return prepared.curve(noise, scales, samples, seed, target_ci, max_samples, antithetic)
+        return prepared.curve(noise, scales, samples, seed, target_ci, max_samples, antithetic, conditional)
 
 
 def accuracy(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float:

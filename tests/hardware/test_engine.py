@@ -132,7 +132,7 @@ def test_deployed_draws_the_same_numbers_into_channels_last_weights() -> None:
 def test_batched_path_gives_the_loop_path_draws(name: str) -> None:
     model, loader = setup()
     noise = noise_model(name, sigma=0.3)
-    loop = robustness_curve(model, loader, noise, [0.3], samples=5, seed=2, path="loop")
+    loop = robustness_curve(model, loader, noise, [0.3], samples=5, seed=2, path="loop", conditional=False)
     batched = robustness_curve(model, loader, noise, [0.3], samples=5, seed=2, path="batched", draw_batch=2)
     assert loop.points[0].accuracies == pytest.approx(batched.points[0].accuracies, abs=1 / 300 + 1e-9)
 
@@ -246,3 +246,40 @@ def test_one_prepared_model_serves_several_noise_models_and_settings() -> None:
         alone = robustness_curve(model, loader, noise, [0.0, 0.2, 0.4], samples=4, seed=3, antithetic=True)
         assert [p.accuracies for p in curve.points] == [p.accuracies for p in alone.points]
     assert curves[0].points[1].antithetic and not curves[2].points[1].antithetic  # crossbar: no standard form
+
+
+@pytest.mark.parametrize("name", ["additive", "multiplicative"])
+def test_conditional_accuracy_integrates_the_output_layers_noise_exactly(name: str) -> None:
+    """With noise on the output layer only, each draw's conditional accuracy is the exact expected
+    accuracy: every draw gives the same number, the mean of many plain draws."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 5)).eval()
+    x = torch.randn(400, 1, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(-1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=128)
+    noise = noise_model(name)
+    exact = robustness_curve(model, loader, noise, [0.3], samples=3, seed=0).points[0]
+    assert exact.conditional and exact.std == pytest.approx(0.0, abs=1e-6)
+    plain = robustness_curve(model, loader, noise, [0.3], samples=400, seed=1, conditional=False).points[0]
+    assert not plain.conditional and 0.5 < plain.mean < 0.99
+    assert exact.mean == pytest.approx(plain.mean, abs=4 * plain.std / math.sqrt(400))
+
+
+def test_conditional_accuracy_keeps_the_mean_and_shrinks_the_spread() -> None:
+    model, loader = setup()
+    noise = noise_model("additive")
+    cond = robustness_curve(model, loader, noise, [0.4], samples=60, seed=0).points[0]
+    plain = robustness_curve(model, loader, noise, [0.4], samples=60, seed=0, conditional=False).points[0]
+    assert cond.conditional and cond.std < plain.std
+    assert abs(cond.mean - plain.mean) < 2 * math.hypot(cond.ci95, plain.ci95)
+
+
+def test_no_conditional_accuracy_where_it_does_not_apply() -> None:
+    model, loader = setup()
+    for noise in (noise_model("lognormal"), noise_model("additive", digital_last=True), noise_model("crossbar")):
+        assert not robustness_curve(model, loader, noise, [0.3], samples=2, seed=0).points[0].conditional
+    softmax = nn.Sequential(*model, nn.Softmax(-1))  # the output layer's output is not the model's
+    assert (
+        not robustness_curve(softmax, loader, noise_model("additive"), [0.3], samples=2, seed=0).points[0].conditional
+    )
