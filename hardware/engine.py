@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -270,20 +270,15 @@ def robustness_curve(
     loader: Iterable[tuple[Tensor, Tensor]],
     noise: NoiseModel,
     scales: Sequence[float],
-    samples: int,
-    seed: int,
-    target_ci: float | None = None,
-    max_samples: int | None = None,
-    *,
-    antithetic: bool = False,
-    conditional: bool = True,
+    *args: Any,
     path: EvalPath = "auto",
     draw_batch: int = 8,
+    **kwargs: Any,
 ) -> RobustnessCurve:
-    """`Prepared.curve` of `model` on `loader` (set-up and restore included)."""
-    _check(scales, samples, target_ci)
+    """`Prepared.curve(noise, scales, *args, **kwargs)` of `model` on `loader` (set-up and restore
+    included): samples, seed, target_ci, max_samples, antithetic, conditional as there."""
     with prepare(model, loader, path=path, draw_batch=draw_batch) as prepared:
-        return prepared.curve(noise, scales, samples, seed, target_ci, max_samples, antithetic, conditional)
+        return prepared.curve(noise, scales, *args, **kwargs)
 
 
 def accuracy(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float:
