@@ -21,7 +21,10 @@ import torch
 from torch import Tensor, nn
 
 NODES = 20
-"""Gauss-Hermite nodes; the integrand is smooth, 20 nodes agree with 80 to about 1e-6 here."""
+"""Gauss-Hermite nodes (the integrand is smooth)."""
+SURE = 8.0
+"""An image whose logit gap to every other class exceeds SURE standard deviations of the difference is
+counted correct (wrong: below -SURE for some class) without the quadrature: off by < 1e-15."""
 
 
 class OutputLayer:
@@ -62,8 +65,14 @@ class OutputLayer:
         self.inputs.clear()
         s = (torch.mm(h * h, (scale * scale).t()) * sigma**2).sqrt_()  # (N, C)
         ly, sy = logits.gather(1, y[:, None]), s.gather(1, y[:, None])  # (N, 1)
-        margin = (ly - logits)[:, :, None] + sy[:, :, None] * self.t  # (N, C, K)
-        tiny = torch.finfo(s.dtype).tiny
-        phi = torch.special.ndtr(margin / s[:, :, None].clamp(min=tiny))
-        phi.scatter_(1, y[:, None, None].expand(-1, 1, len(self.t)), 1.0)  # the true class: no factor
-        return (phi.prod(1) * self.w).sum()
+        gap = (ly - logits).scatter_(1, y[:, None], math.inf)  # (N, C); the true class never loses to itself
+        width = SURE * (s * s + sy * sy).sqrt_()
+        sure = (gap > width).all(1)  # correct whatever the head's noise (to 1e-15)
+        lost = (gap < -width).any(1)  # wrong whatever the head's noise
+        open_ = ~(sure | lost)
+        if not bool(open_.any()):
+            return sure.sum().to(s.dtype)
+        gap, s, sy = gap[open_], s[open_], sy[open_]
+        margin = gap[:, :, None] + sy[:, :, None] * self.t  # (M, C, K)
+        phi = torch.special.ndtr(margin / s[:, :, None].clamp(min=torch.finfo(s.dtype).tiny))
+        return sure.sum() + (phi.prod(1) * self.w).sum()  # the true class's factor is ndtr(inf) = 1
