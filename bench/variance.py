@@ -33,9 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hardware  # noqa: E402
-from methods.train import make_loader  # noqa: E402
+from methods import make_loader  # noqa: E402
 from sweep.config import ExperimentConfig  # noqa: E402
-from sweep.experiment import build_data, run_training  # noqa: E402
+from sweep.experiment import run_training  # noqa: E402
+from zoo import build_data  # noqa: E402
 
 METHODS = ("baseline", "noise_injection")
 
@@ -64,7 +65,7 @@ def main() -> None:
         cfg = ExperimentConfig.model_validate(
             {"method": {"name": name}, "train": {"epochs": args.epochs, "device": "cpu"}, "eval": {"seed": 1234}}
         )
-        data = data if data is not None else build_data(cfg)
+        data = data if data is not None else build_data(cfg.data)
         models[name] = run_training(cfg, data).model.eval()
     print(f"trained {', '.join(METHODS)} for {args.epochs} epochs in {time.perf_counter() - start:.1f} s")
     noise = hardware.noise_model("additive")
