@@ -44,7 +44,8 @@ setup() {
         "$(command -v uv || echo ~/.local/bin/uv)" pip install --python "$venv/bin/python" \
             -e "$CHECKOUT" "ray[default,tune]==$RAY_VERSION"
     fi
-    "$venv/bin/python" -c "import ray, ray.dashboard, mlflow, torch, optuna, sweep" 2>/dev/null \
+    "$venv/bin/python" -c "import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ('ray', 'aiohttp_cors', 'mlflow', 'torch', 'optuna', 'sweep')))" \
         || die "$venv lacks noisesweep's dependencies or Ray's dashboard: pip install -e ~/noisesweep 'ray[default,tune]'"
     [ -x "$venv/bin/ray" ] && [ -x "$venv/bin/mlflow" ] || die "$venv/bin has no ray or mlflow command"
     touch ~/.bashrc
@@ -80,7 +81,9 @@ start_head() {
         --backend-store-uri "sqlite:///$HOME/mlflow.db" --artifacts-destination "$artifacts" --serve-artifacts)
     if dry; then echo "${server[*]}"; return; fi
     mlflow_up && return
-    setsid bash "$0" serve-mlflow "${server[@]}" > ~/mlflow.log 2>&1 < /dev/null &
+    # MLflow's job runner (GenAI evaluation jobs, seven processes) is not used by noisesweep
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid bash "$0" serve-mlflow "${server[@]}" \
+        > ~/mlflow.log 2>&1 < /dev/null &
     for _ in $(seq 120); do mlflow_up && return; sleep 0.5; done
     die "the MLflow server did not answer within 60 s: see ~/mlflow.log"
 }
@@ -92,7 +95,10 @@ serve_mlflow() {  # the leader of its own session: runs the server until the hea
         sleep 2
         if gcs_up; then down=0; else down=$((down + 1)); fi
     done
-    kill -TERM -- -$$  # the server and its workers (this process group)
+    trap '' TERM
+    kill -TERM -- -$$  # the server and its workers (this process group), then what is left after 10 s
+    for _ in $(seq 20); do kill -0 "$server" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- -$$
 }
 
 start_worker() {
