@@ -1,10 +1,13 @@
-"""cluster.yaml is a config that `ray up` accepts, whose commands the installed Ray and MLflow parse."""
+"""cluster.yaml (AWS) and cluster-local.yaml (your machines) are configs that `ray up` accepts, and the commands
+they run (cluster/node.sh, shared by both) are ones the installed Ray and MLflow parse."""
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,42 +95,106 @@ def test_a_broken_config_is_rejected_by_the_same_checks(raw: dict) -> None:
         validate_config(prepare_config(broken))
 
 
-def test_head_starts_ray_and_an_mlflow_server(prepared: dict) -> None:
-    commands = prepared["head_start_ray_commands"]
+NODE_SH = ROOT / "cluster" / "node.sh"
+
+
+def node_sh(args: list[str], **env: str) -> str:
+    """The ray and mlflow commands `cluster/node.sh ARGS` runs, one a line (its dry run)."""
+    env = {**os.environ, "NOISESWEEP_DRY_RUN": "1", **env}
+    return subprocess.run(["bash", str(NODE_SH), *args], env=env, capture_output=True, text=True, check=True).stdout
+
+
+def node_sh_args(commands: list[str], sub: str) -> list[str]:
+    """The arguments of the one `bash ~/noisesweep/cluster/node.sh SUB ...` in `commands` (all of them)."""
+    assert len(commands) == 1, commands  # everything else is in the script, shared by both configs
+    words = shlex.split(commands[0].split(" #")[0])
+    assert words[:3] == ["bash", "~/noisesweep/cluster/node.sh", sub], commands
+    return words[3:]
+
+
+@pytest.fixture(scope="module")
+def local_prepared() -> dict:
+    """cluster-local.yaml with its placeholders filled in, through the same checks as `ray up`."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    text = (ROOT / "cluster-local.yaml").read_text()
+    for placeholder, value in [("YOUR-HEAD-IP", "10.0.0.1"), ("YOUR-WORKER-IP", "10.0.0.2"), ("YOUR-USER", "me")]:
+        text = text.replace(placeholder, value)
+    config = prepare_config(yaml.safe_load(text))
+    validate_config(config)
+    return config
+
+
+def test_the_local_config_is_accepted_with_every_listed_worker(local_prepared: dict) -> None:
+    assert local_prepared["provider"] == {"type": "local", "head_ip": "10.0.0.1", "worker_ips": ["10.0.0.2"]}
+    (node_type,) = local_prepared["available_node_types"].values()
+    assert node_type["min_workers"] == node_type["max_workers"] == 1
+
+
+@pytest.mark.parametrize("name", ["aws", "local"])
+def test_head_starts_ray_and_an_mlflow_server(name: str, prepared: dict, local_prepared: dict) -> None:
+    config = prepared if name == "aws" else local_prepared
+    artifacts = node_sh_args(config["head_start_ray_commands"], "start-head")
+    assert artifacts == (["s3://YOUR-BUCKET/mlflow"] if name == "aws" else ["~/mlartifacts"])
+    commands = node_sh(["start-head", *artifacts]).splitlines()
+    assert commands[0] == "ray stop"  # what an earlier `ray up` left
     (ray_head,) = all_parsed(commands, "ray", "start")
     assert ray_head["head"] and ray_head["port"] == 6379
     assert ray_head["autoscaling_config"] == "~/ray_bootstrap_config.yaml"
+    assert ray_head["dashboard_host"] == "127.0.0.1"  # the Jobs API runs code: reached through SSH only
     (server,) = all_parsed(commands, "mlflow", "server")
+    assert server["host"] == "127.0.0.1" and server["port"] == 5000
     assert re.match(r"(sqlite:///|postgresql://)", server["backend_store_uri"])
-    assert server["artifacts_destination"].startswith("s3://")
+    assert server["artifacts_destination"] == artifacts[0]
     assert server["serve_artifacts"]  # clients upload through the server: no S3 credentials on the driver
 
 
-def test_workers_join_the_head(prepared: dict) -> None:
-    (worker,) = all_parsed(prepared["worker_start_ray_commands"], "ray", "start")
+@pytest.mark.parametrize("name", ["aws", "local"])
+def test_workers_join_the_head(name: str, prepared: dict, local_prepared: dict) -> None:
+    config = prepared if name == "aws" else local_prepared
+    assert node_sh_args(config["worker_start_ray_commands"], "start-worker") == []
+    (worker,) = all_parsed(node_sh(["start-worker"], RAY_HEAD_IP="$RAY_HEAD_IP").splitlines(), "ray", "start")
     assert not worker["head"] and worker["address"] == "$RAY_HEAD_IP:6379"
 
 
-def test_setup_installs_the_mounted_checkout(prepared: dict) -> None:
-    mounts = prepared["file_mounts"]
-    assert all((ROOT / local).resolve().is_dir() for local in mounts.values())  # paths relative to the checkout
-    (remote,) = [r for r, local in mounts.items() if (ROOT / local).resolve() == ROOT]
-    installs = [c for c in prepared["setup_commands"] if "pip install" in c and f"-e {remote}" in c]
-    assert len(installs) == 1
-    assert "pyproject.toml" in {p.name for p in ROOT.iterdir()}
-    for name in ("head_setup_commands", "worker_setup_commands"):  # what Ray runs on each kind of node
-        assert installs[0] in prepared[name]
+@pytest.mark.parametrize("name", ["aws", "local"])
+def test_setup_installs_the_mounted_checkout_and_the_token(name: str, prepared: dict, local_prepared: dict) -> None:
+    config = prepared if name == "aws" else local_prepared
+    mounts = config["file_mounts"]
+    assert mounts["~/.ray/auth_token"] == "~/.ray/auth_token"  # every node's Ray requires the token
+    (remote,) = [r for r, local in mounts.items() if (ROOT / local).resolve() == ROOT]  # relative to the checkout
+    assert remote == "~/noisesweep" and f"CHECKOUT={remote}\n" in NODE_SH.read_text()
+    assert '-e "$CHECKOUT"' in NODE_SH.read_text()
+    venv = node_sh_args(config["setup_commands"], "setup")
+    assert venv[0] == ("~/venv" if name == "aws" else "YOUR-VENV")
+    for kind in ("head_setup_commands", "worker_setup_commands"):  # what Ray runs on each kind of node
+        assert config["setup_commands"][0] in config[kind]
 
 
-def test_no_secrets_and_every_placeholder_is_marked() -> None:
-    text = CLUSTER_YAML.read_text()
+def test_node_sh_refuses_an_unknown_command() -> None:
+    done = subprocess.run(["bash", str(NODE_SH), "strat-head"], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.startswith("node.sh: usage:")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("cluster.yaml", {"YOUR-BUCKET", "YOUR-ACCOUNT-ID", "YOUR-AMI-ID"}),
+        ("cluster-local.yaml", {"YOUR-HEAD-IP", "YOUR-WORKER-IP", "YOUR-USER", "YOUR-VENV"}),
+    ],
+)
+def test_no_secrets_and_every_placeholder_is_marked(name: str, expected: set[str]) -> None:
+    text = (ROOT / name).read_text()
     secrets = r"AKIA[0-9A-Z]{16}|aws_secret_access_key|aws_session_token|BEGIN [A-Z ]*PRIVATE KEY"
     assert not re.search(secrets, text, re.I)
-    assert not re.search(r"ssh_private_key\s*:", text)
     comments = "\n".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
     values = "\n".join(line.split(" #")[0] for line in text.splitlines() if not line.lstrip().startswith("#"))
     placeholders = set(re.findall(r"YOUR-[A-Z]+(?:-[A-Z]+)*", values))
-    assert placeholders == {"YOUR-BUCKET", "YOUR-ACCOUNT-ID", "YOUR-AMI-ID"}
+    assert placeholders == expected
     assert all(p in comments for p in placeholders)  # the header says what to put there
-    for key in ("region:", "availability_zone:", "ImageId: &ami", "InstanceType:"):
-        assert all("CHANGE" in line for line in text.splitlines() if line.strip().startswith(key))
+    for line in text.splitlines():  # every line with a placeholder is marked for the user
+        assert "YOUR-" not in line.split(" #")[0] or "CHANGE" in line or line.lstrip().startswith("#"), line
+    if name == "cluster.yaml":
+        assert not re.search(r"ssh_private_key\s*:", text)
+        for key in ("region:", "availability_zone:", "ImageId: &ami", "InstanceType:"):
+            assert all("CHANGE" in line for line in text.splitlines() if line.strip().startswith(key))
