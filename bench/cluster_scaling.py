@@ -51,7 +51,9 @@ def run_once(nodes: int, trials: int, epochs: int, name: str) -> dict[str, float
     (tmp / "logs").mkdir()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_TMPDIR=str(tmp), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    env.update(
+        RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    )
     started = Started(tmp / "logs", env)
     common = ["--node-ip-address", "127.0.0.1", "--temp-dir", str(tmp / "ray"), "--disable-usage-stats", "--block"]
     cpus = ["--num-cpus", str(2 // nodes)]
@@ -72,7 +74,9 @@ def run_once(nodes: int, trials: int, epochs: int, name: str) -> dict[str, float
         config = tmp / "sweep.yaml"
         config.write_text(CONFIG.format(epochs=epochs, name=name, seeds=list(range(trials)), tmp=tmp))
         start = time.perf_counter()
-        code, out = started.run("sweep", [sys.executable, "-m", "sweep", "run", str(config), "--address", address, "-q"], 900)
+        code, out = started.run(
+            "sweep", [sys.executable, "-m", "sweep", "run", str(config), "--address", address, "-q"], 900
+        )
         sweep_s = time.perf_counter() - start
         assert code == 0, out[-3000:]
         results = [json.loads(p.read_text().splitlines()[-1]) for p in (tmp / "runs" / name).glob("*/result.json")]
@@ -102,14 +106,24 @@ def main() -> None:
         for nodes in (1, 2) if i % 2 == 0 else (2, 1):
             r = run_once(nodes, args.trials, args.epochs, f"scale{nodes}n{i}")
             runs.append(r)
-            print(f"{nodes} node(s) x {2 // nodes} CPU: sweep {r['sweep_s']:.1f} s (trials {r['trial_s']:.1f} s each, "
-                  f"{r['nodes_used']} node(s) used), cluster start {r['cluster_start_s']:.1f} s", flush=True)  # fmt: skip
+            shape = f"{nodes} node(s) x {2 // nodes} CPU"
+            print(
+                f"{shape}: sweep {r['sweep_s']:.1f} s (trials {r['trial_s']:.1f} s each, {r['nodes_used']} node(s) "
+                f"used), cluster start {r['cluster_start_s']:.1f} s",
+                flush=True,
+            )
     one = [r["sweep_s"] for r in runs if r["nodes"] == 1]
     two = [r["sweep_s"] for r in runs if r["nodes"] == 2]
-    summary = {"one_node_s": one, "two_nodes_s": two, "ratio_two_over_one": [b / a for a, b in zip(one, two)]}
+    summary = {
+        "one_node_s": one,
+        "two_nodes_s": two,
+        "ratio_two_over_one": [b / a for a, b in zip(one, two, strict=True)],
+    }
     args.out.write_text(json.dumps({"trials": args.trials, "epochs": args.epochs, "runs": runs, **summary}, indent=1))
-    print(f"{args.trials} trials: 1 node x 2 CPUs {min(one):.1f} s, 2 nodes x 1 CPU {min(two):.1f} s (best of "
-          f"{args.repeats}); 2-node / 1-node per pair: {', '.join(f'{x:.2f}' for x in summary['ratio_two_over_one'])}")
+    print(
+        f"{args.trials} trials: 1 node x 2 CPUs {min(one):.1f} s, 2 nodes x 1 CPU {min(two):.1f} s (best of "
+        f"{args.repeats}); 2-node / 1-node per pair: {', '.join(f'{x:.2f}' for x in summary['ratio_two_over_one'])}"
+    )
 
 
 if __name__ == "__main__":
