@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What every node of a noisesweep Ray cluster runs. cluster.yaml (AWS) and cluster-local.yaml (your own
-# machines) call only this script for setup and start, so the two cannot drift apart.
+# What every node of a noisesweep Ray cluster runs. cluster.yaml (AWS) and configs/cluster/local.yaml
+# (your own machines) call only this script for setup and start, so the two cannot drift apart.
 #
 #   node.sh setup VENV [DATA_ROOT]
 #       The Python environment VENV: created with uv (Python 3.11) when it does not exist, then kept up to
@@ -12,7 +12,8 @@
 #   node.sh start-head ARTIFACTS
 #       Ray's head (dashboard and Jobs API on 127.0.0.1 only: reach them with `ray dashboard CONFIG`), then
 #       an MLflow server on 127.0.0.1:5000 (runs in ~/mlflow.db, artifacts in ARTIFACTS, a folder or an
-#       s3:// URI) unless one answers; the server stops when the head's Ray stops (`ray down`).
+#       s3:// URI) unless one still answers after the old Ray stopped; the server stops when the head's Ray
+#       stops (`ray down`).
 #   node.sh start-worker
 #       A Ray node that joins the head at $RAY_HEAD_IP (set by `ray up`).
 #
@@ -26,7 +27,7 @@ RAY_VERSION=2.60.0
 RAY_PORT=6379
 MLFLOW_PORT=5000
 CHECKOUT=~/noisesweep
-MARK="# added by noisesweep cluster/node.sh"
+MARK="# added by noisesweep configs/cluster/node.sh"
 export RAY_AUTH_MODE=token
 
 die() { echo "node.sh: $*" >&2; exit 1; }
@@ -75,6 +76,8 @@ start_head() {
     local artifacts=${1:?usage: node.sh start-head ARTIFACTS}
     ready
     run ray stop
+    # the MLflow server of an earlier `ray up` notices that its Ray is gone and stops (within ~16 s)
+    dry || for _ in $(seq 40); do mlflow_up || break; sleep 0.5; done
     run ray start --head --port=$RAY_PORT --object-manager-port=8076 --dashboard-host=127.0.0.1 \
         --autoscaling-config=~/ray_bootstrap_config.yaml --disable-usage-stats
     local server=(mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1
@@ -84,8 +87,8 @@ start_head() {
     # MLflow's job runner (GenAI evaluation jobs, seven processes) is not used by noisesweep
     MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid bash "$0" serve-mlflow "${server[@]}" \
         > ~/mlflow.log 2>&1 < /dev/null &
-    for _ in $(seq 120); do mlflow_up && return; sleep 0.5; done
-    die "the MLflow server did not answer within 60 s: see ~/mlflow.log"
+    for _ in $(seq 240); do mlflow_up && return; sleep 0.5; done
+    die "the MLflow server did not answer within 120 s: see ~/mlflow.log"
 }
 
 serve_mlflow() {  # the leader of its own session: runs the server until the head's Ray is gone

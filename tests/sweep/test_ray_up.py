@@ -1,4 +1,4 @@
-"""`ray up` for real: the README's cluster commands against cluster-local.yaml, on this machine.
+"""`ray up` for real: the README's cluster commands against configs/cluster/local.yaml, on this machine.
 
 The "head machine" is an sshd on 127.0.0.1:22 inside private network, PID and mount namespaces
 (`unshare`): its root account logs in with a key made here and gets a temporary home (a private
@@ -135,8 +135,8 @@ class Head:
 
 
 def local_config(tmp: Path, key: Path) -> Path:
-    """cluster-local.yaml with its CHANGE places filled in as a user would: this machine as the only node."""
-    config = yaml.safe_load((ROOT / "cluster-local.yaml").read_text())
+    """configs/cluster/local.yaml with its CHANGE places filled in as a user would: this machine as the only node."""
+    config = yaml.safe_load((ROOT / "configs/cluster/local.yaml").read_text())
     config["cluster_name"] = f"nstest-{uuid.uuid4().hex[:8]}"
     config["provider"].update(head_ip="127.0.0.1", worker_ips=[])
     config["auth"] = {"ssh_user": "root", "ssh_private_key": str(key)}

@@ -1,5 +1,5 @@
-"""cluster.yaml (AWS) and cluster-local.yaml (your machines) are configs that `ray up` accepts, and the commands
-they run (cluster/node.sh, shared by both) are ones the installed Ray and MLflow parse."""
+"""cluster.yaml (AWS) and configs/cluster/local.yaml (your machines) are configs that `ray up` accepts, and the commands
+they run (configs/cluster/node.sh, shared by both) are ones the installed Ray and MLflow parse."""
 
 from __future__ import annotations
 
@@ -95,29 +95,29 @@ def test_a_broken_config_is_rejected_by_the_same_checks(raw: dict) -> None:
         validate_config(prepare_config(broken))
 
 
-NODE_SH = ROOT / "cluster" / "node.sh"
+NODE_SH = ROOT / "configs" / "cluster" / "node.sh"
 
 
 def node_sh(args: list[str], **env: str) -> str:
-    """The ray and mlflow commands `cluster/node.sh ARGS` runs, one a line (its dry run)."""
+    """The ray and mlflow commands `configs/cluster/node.sh ARGS` runs, one a line (its dry run)."""
     env = {**os.environ, "NOISESWEEP_DRY_RUN": "1", **env}
     return subprocess.run(["bash", str(NODE_SH), *args], env=env, capture_output=True, text=True, check=True).stdout
 
 
 def node_sh_args(commands: list[str], sub: str) -> list[str]:
-    """The arguments of the one `bash ~/noisesweep/cluster/node.sh SUB ...` in `commands` (all of them)."""
+    """The arguments of the one `bash ~/noisesweep/configs/cluster/node.sh SUB ...` in `commands` (all of them)."""
     assert len(commands) == 1, commands  # everything else is in the script, shared by both configs
     words = shlex.split(commands[0].split(" #")[0])
-    assert words[:3] == ["bash", "~/noisesweep/cluster/node.sh", sub], commands
+    assert words[:3] == ["bash", "~/noisesweep/configs/cluster/node.sh", sub], commands
     return words[3:]
 
 
 @pytest.fixture(scope="module")
 def local_prepared() -> dict:
-    """cluster-local.yaml with its placeholders filled in, through the same checks as `ray up`."""
+    """configs/cluster/local.yaml with its placeholders filled in, through the same checks as `ray up`."""
     from ray.autoscaler._private.util import prepare_config, validate_config
 
-    text = (ROOT / "cluster-local.yaml").read_text()
+    text = (ROOT / "configs/cluster/local.yaml").read_text()
     for placeholder, value in [("YOUR-HEAD-IP", "10.0.0.1"), ("YOUR-WORKER-IP", "10.0.0.2"), ("YOUR-USER", "me")]:
         text = text.replace(placeholder, value)
     config = prepare_config(yaml.safe_load(text))
@@ -180,7 +180,7 @@ def test_node_sh_refuses_an_unknown_command() -> None:
     "name, expected",
     [
         ("cluster.yaml", {"YOUR-BUCKET", "YOUR-ACCOUNT-ID", "YOUR-AMI-ID"}),
-        ("cluster-local.yaml", {"YOUR-HEAD-IP", "YOUR-WORKER-IP", "YOUR-USER", "YOUR-VENV"}),
+        ("configs/cluster/local.yaml", {"YOUR-HEAD-IP", "YOUR-WORKER-IP", "YOUR-USER", "YOUR-VENV"}),
     ],
 )
 def test_no_secrets_and_every_placeholder_is_marked(name: str, expected: set[str]) -> None:
