@@ -82,8 +82,9 @@ def run_once(nodes: int, trials: int, epochs: int, name: str) -> dict[str, float
         results = [json.loads(p.read_text().splitlines()[-1]) for p in (tmp / "runs" / name).glob("*/result.json")]
         assert len(results) == trials and all(r["final"] for r in results)
         trial_s = sum(r["trial_seconds"] for r in results) / trials
+        overhead = (2 * sweep_s - trials * trial_s) / trials  # core-seconds per trial not spent in the trainable
         return {"nodes": nodes, "cluster_start_s": cluster_s, "sweep_s": sweep_s, "trial_s": trial_s,
-                "nodes_used": len({r["node_id"] for r in results})}  # fmt: skip
+                "overhead_per_trial_core_s": overhead, "nodes_used": len({r["node_id"] for r in results})}  # fmt: skip
     finally:
         left = started.stop_all()
         assert not left, f"processes left: {left}"
@@ -109,7 +110,8 @@ def main() -> None:
             shape = f"{nodes} node(s) x {2 // nodes} CPU"
             print(
                 f"{shape}: sweep {r['sweep_s']:.1f} s (trials {r['trial_s']:.1f} s each, {r['nodes_used']} node(s) "
-                f"used), cluster start {r['cluster_start_s']:.1f} s",
+                f"used), overhead {r['overhead_per_trial_core_s']:.1f} core-s per trial, "
+                f"cluster start {r['cluster_start_s']:.1f} s",
                 flush=True,
             )
     one = [r["sweep_s"] for r in runs if r["nodes"] == 1]
