@@ -35,7 +35,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # ray of this environment; also the head's environment
 LOCAL_PORT = 18265  # `ray dashboard --port`: where the forwarded dashboard answers on the "laptop"
-# the whole test, all steps together: a guard against hangs (it took 183-250 s on 2 cores shared with other work)
+# the whole test, all steps together: a guard against hangs (it took 183-354 s on 2 cores shared with other work)
 DEADLINE_S = int(os.environ.get("NOISESWEEP_RAY_UP_BUDGET_S", 420))
 SWEEP = [
     "sweep", "run", "configs/digits.yaml", "--address", "auto", "-q",
