@@ -2,10 +2,10 @@
 1 CPU each, both on this machine, measured side by side in one run (alternating A B B A ...).
 
 Each configuration is a fresh Ray cluster started with `ray start` (the head, and for B a second node
-joining it; private temp folder, ports and token, as in tests/sweep/test_multinode.py), and the sweep is
+joining it; private temp folder, ports and token, as in tests/sweep/execution/test_multinode.py), and the sweep is
 the command a cluster's head runs: `sweep run CONFIG --address ADDR -q`, timed from start to exit
 (config check, connecting, the storage probe, the trials, MLflow writes; not the cluster start, which is
-printed apart). Ray reuses trial actors on one node only (sweep/cluster.py), so B starts a worker
+printed apart). Ray reuses trial actors on one node only (sweep/execution/cluster.py), so B starts a worker
 process per trial; that and the nodes' coordination is what B pays over A.
 
     python bench/cluster_scaling.py [--trials 8] [--epochs 20] [--repeats 2] [--out cluster_scaling.json]
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "sweep"))
+sys.path.insert(0, str(ROOT / "tests" / "sweep" / "execution"))
 from test_multinode import BIN, NODES_SCRIPT, Started, free_port, node_ports  # noqa: E402
 
 CONFIG = """\

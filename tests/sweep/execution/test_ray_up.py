@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent  # ray of this environment; also the head's environment
 LOCAL_PORT = 18265  # `ray dashboard --port`: where the forwarded dashboard answers on the "laptop"
 # the whole test, all steps together: a guard against hangs (it took 183-354 s on 2 cores shared with other work)
