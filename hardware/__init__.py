@@ -13,7 +13,7 @@ from hardware.noise.base import StandardForm, one_line
 from hardware.presets import PRESETS, preset, preset_params
 from hardware.registry import Plugin, PluginRegistry, Registry
 from hardware.seeds import derive_seed, draw_generator, draw_seed
-from hardware.statistics import area_under_curve, mean_ci95, t_quantile
+from hardware.statistics import area_under_curve, mean_ci95, mean_std, t_quantile
 
 __all__ = [
     "ANALOG_LAYERS",
@@ -40,6 +40,7 @@ __all__ = [
     "images_to",
     "in_layout_of",
     "mean_ci95",
+    "mean_std",
     "memory_format",
     "noise_model",
     "noise_names",

@@ -4,6 +4,7 @@ seeds, from MLflow; printed, saved as Markdown, CSV and plots, logged to the swe
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from sweep.commands import CommandError
 from sweep.commands.run import wide_console
@@ -24,7 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--reference", default="noise_injection", help="method of the paired differences")
     parser.add_argument(
-        "--scale", type=float, help="noise scale of the clean-vs-noisy scatter (default: training sigma)"
+        "--scale", type=float, help="noise scale of the verdicts and the scatter (default: the base training sigma)"
+    )
+    parser.add_argument(
+        "--results", help="also write the README's tables to RESULTS/<sweep>.md (and claims.md), e.g. docs/results"
     )
     parser.set_defaults(func=run)
 
@@ -36,7 +40,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = make_report(
-            args.tracking_uri, args.experiment, args.out, args.sweep, args.metric, args.reference, args.scale
+            args.tracking_uri,
+            args.experiment,
+            args.out,
+            args.sweep,
+            args.metric,
+            args.reference,
+            args.scale,
+            args.results,
         )
     except ReportError as err:
         raise CommandError(str(err)) from None
@@ -59,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    print_decisions(console, report, args.reference)
     files = report["files"]
     console.print(
         "wrote "
@@ -66,3 +78,33 @@ def run(args: argparse.Namespace) -> int:
         + f" (also logged to parent run {report['parent'].info.run_id})"
     )
     return 0
+
+
+def print_decisions(console: Any, report: dict[str, Any], reference: str) -> None:
+    """The verdicts against the reference and the claim, if the sweep has one."""
+    from rich.table import Table
+
+    from sweep.report.verdicts import verdict_rows
+
+    colors = {"better": "green", "worse": "red"}
+    if report["verdicts"]:
+        header, rows = verdict_rows(report["verdicts"], reference)
+        table = Table(title=f"verdicts vs {reference} (paired over seeds, 95%, Holm over the methods compared)")
+        for column in header:
+            table.add_column(column, justify="left" if column in ("method", "metric", "verdict") else "right")
+        for row in rows:
+            color = colors.get(row[5])
+            table.add_row(*row[:5], f"[{color}]{row[5]}[/]" if color else row[5], row[6])
+        console.print(table)
+    claim = report["claim"]
+    if claim is not None:
+        verdict, header, rows = report["claim_table"]
+        console.print(f"[bold]claim[/] ({claim.paper}): {claim.statement}")
+        console.print(f"  paper's setting: {claim.paper_setting}\n  here: {claim.setting}")
+        table = Table(title=f"the claim on this sweep: {verdict}")
+        for column in header:
+            left = column in ("comparison", "metric", "verdict", "paper")
+            table.add_column(column, justify="left" if left else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)

@@ -38,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
     console = wide_console()
     space = cfg.space
     s = cfg.section
+    budgets = ", ".join(f"{m} {n}" for m, n in space.budgets().items())
     console.print(
-        f"[bold]sweep {cfg.name}[/]: {space.num_trials} trials ({len(space.points())} grid points x "
-        f"{s.search.num_samples} samples x {len(space.seeds or [0])} seeds), search {s.search.algorithm}, "
-        f"scheduler {s.scheduler.name}, "
+        f"[bold]sweep {cfg.name}[/]: {space.num_trials} trials ({space.num_groups} configurations: {budgets}; "
+        f"x {len(space.seeds or [0])} seeds), search {s.search.algorithm}, scheduler {s.scheduler.name}, "
         f"{s.resources.cpus_per_trial:g} CPU / {s.resources.gpus_per_trial:g} GPU per trial"
     )
+    for note in space.notes():
+        console.print(f"[yellow]note[/]: {note}")
     if args.dry_run:
         return dry_run(console, space)
 
@@ -81,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def dry_run(console: object, space: Any) -> int:
-    """Print the grid points and seeds of a `sweep.config.SearchSpace`; run nothing."""
-    points = space.points()
-    for i, point in enumerate(points):
-        print(f"point {i:>3}: {point}" + (f"  x {space.num_samples} samples" if space.num_samples > 1 else ""))
+    """Print the grid points (with their configurations) and seeds of a `sweep.config.SearchSpace`; run nothing."""
+    for i, (point, count) in enumerate(space.draws()):
+        print(f"point {i:>3}: {point}" + (f"  x {count} configurations" if count > 1 else ""))
     if space.seeds:
         print(f"seeds: {space.seeds}")
     return 0

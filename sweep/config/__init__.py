@@ -7,7 +7,7 @@ from sweep.config.experiment import EvalConfig, ExperimentConfig, allowed_names
 from sweep.config.files import apply_overrides, parse_overrides, read_yaml, set_key
 from sweep.config.load import SweepConfig, build_sweep, load_config, load_sweep, split_raw
 from sweep.config.section import SELECT_METRICS, ResourcesConfig, SweepSection
-from sweep.config.space import GROUP, TRIAL_KEY, OptunaSpace, SearchSpace, overrides
+from sweep.config.space import GROUP, TRIAL_KEY, SearchSpace, overrides
 
 __all__ = [
     "GROUP",
@@ -16,7 +16,6 @@ __all__ = [
     "ConfigError",
     "EvalConfig",
     "ExperimentConfig",
-    "OptunaSpace",
     "ResourcesConfig",
     "SearchSpace",
     "Strict",

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sweep.config.claim import check_claim
 from sweep.config.errors import ConfigError, format_error, validate
 from sweep.config.experiment import ExperimentConfig
 from sweep.config.files import apply_overrides, read_yaml
@@ -66,6 +67,17 @@ def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name:
     name = section.name or re.sub(r"[^A-Za-z0-9_.-]", "-", default_name) or "sweep"
     space = SearchSpace.from_section(section, base)
     space.check()
+    if section.claim is not None:
+        check_claim(section.claim, space.methods(), experiment.eval.scales)
+    if section.search.budget is not None and section.search.num_samples != 1:
+        raise ConfigError("sweep.search.num_samples: set either num_samples or budget (configurations per method)")
+    if searches_training_noise(space):
+        selecting = [*section.search.metrics, *([section.scheduler.metric] if section.scheduler.name == "asha" else [])]
+        if "val_noisy_acc" in selecting:
+            raise ConfigError(
+                "sweep.search.metric: val_noisy_acc is measured at each trial's own noise.sigma, which this sweep "
+                "searches; select on val_auc (or val_acc, and scheduler.metric: val_acc)"
+            )
     if section.scheduler.name == "asha" and section.scheduler.grace_period >= space.max_epochs():
         raise ConfigError(
             f"sweep.scheduler.grace_period: must be less than train.epochs ({space.max_epochs()}) "
@@ -90,3 +102,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if section is not None:
         build_sweep(base, section, Path(path).stem)
     return cfg
+
+
+def searches_training_noise(space: SearchSpace) -> bool:
+    """Whether trials differ in their training noise (so val_noisy_acc is measured at different scales)."""
+    keys = [*space.axes, *space.global_domains]
+    keys += [k for m in space.methods() for k in (*space.method_domains.get(m, {}), *space.method_constants.get(m, {}))]
+    return any(k.startswith("noise.") for k in keys)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from sweep.config.claim import Claim
 from sweep.config.errors import Strict
 
 SELECT_METRICS = ("val_auc", "val_noisy_acc", "val_acc")
@@ -27,6 +28,9 @@ class SearchConfig(Strict):
     """Validation metric to maximize (val_auc, val_noisy_acc, val_acc); a list is multi-objective."""
     seed: int = 0
     """Seed of the random domains (grid) or of the Optuna sampler."""
+    budget: int | None = Field(None, ge=1)
+    """Configurations per method, the same for every method (replaces num_samples): each method's budget
+    is spread over its grid points; a method whose space has fewer configurations gets all of them."""
 
     @field_validator("metric")
     @classmethod
@@ -96,6 +100,8 @@ class SweepSection(Strict):
     ~10-20 ms of the trial's time: raise this for epochs far shorter than a second (the epochs in
     between still reach MLflow, bundled; ASHA then sees a rung's epoch at the next report)."""
     failure: FailureConfig = FailureConfig()
+    claim: Claim | None = None
+    """What a paper claims (configs/claims/): `sweep report` prints its verdict on this sweep's results."""
 
     @field_validator("name")
     @classmethod

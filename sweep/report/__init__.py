@@ -1,7 +1,7 @@
 """`sweep report`: per method, the hyperparameters chosen on validation and the test robustness over
 seeds, read from MLflow. Floor 5 of `sweep`: imports `sweep.tracking`, never Ray."""
 
-from sweep.report.output import columns_that_fit, make_report, markdown, table_rows, write_csv
+from sweep.report.output import columns_that_fit, make_report, table_rows, write_csv
 from sweep.report.summary import MethodSummary, ReportError, TrialRun, load_runs, mean_ci, summarize
 
 __all__ = [
@@ -11,7 +11,6 @@ __all__ = [
     "columns_that_fit",
     "load_runs",
     "make_report",
-    "markdown",
     "mean_ci",
     "summarize",
     "table_rows",
