@@ -23,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["val_auc", "val_noisy_acc", "val_acc"],
         help="validation metric that picks each method's hyperparameters (default: the sweep's)",
     )
-    parser.add_argument("--reference", default="noise_injection", help="method of the paired differences")
+    parser.add_argument(
+        "--reference",
+        help="method of the paired differences and verdicts (default: noise_injection, else the claim's reference)",
+    )
     parser.add_argument(
         "--scale", type=float, help="noise scale of the verdicts and the scatter (default: the base training sigma)"
     )
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as err:
         raise CommandError(str(err)) from None
     console = wide_console()
-    header, rows = table_rows(report["summaries"], args.reference)
+    header, rows = table_rows(report["summaries"], report["reference"])
     shown = columns_that_fit(header, rows, console.width)
     cut = len(shown) < len(header)
     header, rows = [header[i] for i in shown], [[row[i] for i in shown] for row in rows]
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    print_decisions(console, report, args.reference)
+    print_decisions(console, report, report["reference"])
     files = report["files"]
     console.print(
         "wrote "

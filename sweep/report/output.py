@@ -121,16 +121,23 @@ def make_report(
     out: str | Path | None = None,
     sweep: str | None = None,
     metric: str | None = None,
-    reference: str = "noise_injection",
+    reference: str | None = None,
     scale: float | None = None,
     results: str | Path | None = None,
 ) -> dict[str, Any]:
     """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png into `out`,
-    log them to the parent run under `report/`; with `results`, also the README's tables (sweep/report/results.py).
-    Returns the summaries, verdicts, claim, files and texts."""
+    log them to the parent run under `report/`; with `results`, also the README's tables
+    (sweep/report/results.py). `reference` (default: noise_injection, or the reference of the sweep's
+    claim when noise_injection is not in the sweep). Returns the summaries, verdicts, claim, files, texts."""
     parent, runs = load_runs(uri, experiment, sweep)
     client = client_for(uri)
     config = sweep_config(client, parent)
+    raw_claim = (config.get("sweep") or {}).get("claim")
+    claim = Claim.model_validate(raw_claim) if raw_claim else None
+    if reference is None:
+        methods = {r.method for r in runs}
+        fallback = claim.comparisons[0].reference if claim is not None else "noise_injection"
+        reference = "noise_injection" if "noise_injection" in methods else fallback
     name = parent.data.tags.get("sweep.name", "sweep")
     tagged = parent.data.tags.get("sweep.metric", "val_auc")
     metric = metric or (tagged if "," not in tagged else "val_auc")
@@ -164,8 +171,6 @@ def make_report(
                 *verdict_rows(compared, reference),
             )
         )
-    raw_claim = (config.get("sweep") or {}).get("claim")
-    claim = Claim.model_validate(raw_claim) if raw_claim else None
     verdict, claim_row, claim_table = None, None, None
     if claim is not None:
         claim_table = verdict, header, rows = claim_rows(claim, chosen)
@@ -209,4 +214,5 @@ def make_report(
         "claim": claim,
         "claim_verdict": verdict,
         "claim_table": claim_table,
+        "reference": reference,
     }
