@@ -87,7 +87,7 @@ def print_decisions(console: Any, report: dict[str, Any], reference: str) -> Non
     """The verdicts against the reference and the claim, if the sweep has one."""
     from rich.table import Table
 
-    from sweep.report.verdicts import verdict_rows
+    from sweep.report import verdict_rows
 
     colors = {"better": "green", "worse": "red"}
     if report["verdicts"]:

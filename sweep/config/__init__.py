@@ -2,6 +2,7 @@
 YAML with `--set` overrides, every error one line before any work. Floor 1 of `sweep`: imports
 hardware, zoo and methods, nothing else of `sweep`."""
 
+from sweep.config.claim import Claim, Comparison
 from sweep.config.errors import ConfigError, Strict, format_error, validate
 from sweep.config.experiment import EvalConfig, ExperimentConfig, allowed_names
 from sweep.config.files import apply_overrides, parse_overrides, read_yaml, set_key
@@ -10,6 +11,8 @@ from sweep.config.section import SELECT_METRICS, ResourcesConfig, SweepSection
 from sweep.config.space import GROUP, TRIAL_KEY, SearchSpace, overrides
 
 __all__ = [
+    "Claim",
+    "Comparison",
     "GROUP",
     "SELECT_METRICS",
     "TRIAL_KEY",

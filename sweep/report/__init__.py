@@ -3,6 +3,7 @@ seeds, read from MLflow. Floor 5 of `sweep`: imports `sweep.tracking`, never Ray
 
 from sweep.report.output import columns_that_fit, make_report, table_rows, write_csv
 from sweep.report.summary import MethodSummary, ReportError, TrialRun, load_runs, mean_ci, summarize
+from sweep.report.verdicts import verdict_rows
 
 __all__ = [
     "MethodSummary",
@@ -14,5 +15,6 @@ __all__ = [
     "mean_ci",
     "summarize",
     "table_rows",
+    "verdict_rows",
     "write_csv",
 ]

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweep.config.claim import Claim
+from sweep.config import Claim
 from sweep.plots import plot_bands, plot_pareto
 from sweep.report.results import compose, write_results
 from sweep.report.summary import MethodSummary, load_runs, summarize

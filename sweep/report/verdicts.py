@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hardware import mean_ci95
-from sweep.config.claim import Claim, Comparison
+from sweep.config import Claim, Comparison
 from sweep.report.statistics import BETTER, WORSE, Verdict, paired_differences, verdicts
 from sweep.tracking import scale_label
 
@@ -131,7 +131,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def trains_under_noise(method: str, params: dict[str, str]) -> bool:
     """Whether `method` with the run's `method.*` params (MLflow strings, JSON for non-strings) trains
     under the training noise model."""
-    from methods.base import METHODS
+    from methods import METHODS
 
     fields = {}
     for key, raw in params.items():

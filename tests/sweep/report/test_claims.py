@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.config import ConfigError, build_sweep, load_sweep
-from sweep.config.claim import Claim
+from sweep.config import Claim, ConfigError, build_sweep, load_sweep
 from sweep.report.verdicts import judge, outcome
 
 ROOT = Path(__file__).resolve().parents[3]
