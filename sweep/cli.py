@@ -9,7 +9,7 @@ import sys
 
 from sweep.commands import CommandError
 
-COMMANDS = ("train", "eval", "run", "report", "list")
+COMMANDS = ("train", "eval", "run", "report", "config", "list")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,14 +17,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sweep",
         description="noisesweep: train and compare noise-robust networks for analog in-memory computing.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"sweep.commands.{name}").register(subparsers)
+        module = importlib.import_module(f"sweep.commands.{name}")
+        module.register(subparsers)
+        sub = subparsers.choices[name]
+        sub.description = sub.description or (module.__doc__ or "").split("\n\n")[0].replace("\n", " ")
     return parser
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("noisesweep")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `sweep`: the help, not an error
+        parser.print_help()
+        return 0
     from sweep.config import ConfigError  # not at the top: it imports torch, and `sweep --help` needs none
 
     try:

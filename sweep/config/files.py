@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,18 +11,48 @@ import yaml
 from sweep.config.errors import ConfigError
 
 
+DOTTED_ROOTS = (("sweep", "grid"),)
+"""Mappings whose keys are dotted experiment keys and whose values are never mappings: in
+`sweep.grid.method.name=[a, b]` everything after `sweep.grid.` is one key."""
+
+
+def split_key(key: str) -> list[str]:
+    """`a.b["c.d"].e` -> ["a", "b", "c.d", "e"]: dots separate keys; a key that holds dots is written
+    in brackets, quoted or not (`sweep.space[noise.sigma]`); below `sweep.grid` the rest is one key."""
+    parts: list[str] = []
+    for match in re.finditer(r"\[(?:\"([^\"]+)\"|'([^']+)'|([^\]]+))\]|([^.\[\]]+)|(\.)", key):
+        bracket = next((g for g in match.groups()[:3] if g), None)
+        if bracket is not None:
+            parts.append(bracket.strip())
+        elif match.group(4) is not None:
+            parts.append(match.group(4))
+    rebuilt = "".join(m.group(0) for m in re.finditer(r"\[[^\]]*\]|[^.\[\]]+|\.", key))
+    if rebuilt != key or not parts or any(not p for p in parts) or ".." in key or key.startswith(".") or key.endswith("."):
+        return []
+    for root in DOTTED_ROOTS:
+        n = len(root)
+        if tuple(parts[:n]) == root and len(parts) > n + 1:
+            parts = [*parts[:n], ".".join(parts[n:])]
+    return parts
+
+
 def parse_overrides(pairs: list[str]) -> list[tuple[list[str], Any]]:
-    """`a.b=value` -> (["a", "b"], value); values are YAML (numbers, booleans, lists, null)."""
+    """`a.b=value` -> (["a", "b"], value); values are YAML (numbers, booleans, lists, null); keys as in
+    `split_key`."""
     parsed = []
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set {pair!r}: expected KEY.PATH=VALUE, e.g. --set train.epochs=5")
+        path = split_key(key) if sep else []
+        if not path:
+            raise ConfigError(
+                f"--set {pair!r}: expected KEY.PATH=VALUE, e.g. --set train.epochs=5 or "
+                f"--set 'sweep.space[noise.sigma]={{uniform: [0.1, 0.3]}}'"
+            )
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {pair!r}: the value is not valid YAML ({err.problem})") from None
-        parsed.append((key.split("."), value))
+        parsed.append((path, value))
     return parsed
 
 
