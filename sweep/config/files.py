@@ -10,7 +10,6 @@ import yaml
 
 from sweep.config.errors import ConfigError
 
-
 DOTTED_ROOTS = (("sweep", "grid"),)
 """Mappings whose keys are dotted experiment keys and whose values are never mappings: in
 `sweep.grid.method.name=[a, b]` everything after `sweep.grid.` is one key."""
@@ -27,7 +26,7 @@ def split_key(key: str) -> list[str]:
         elif match.group(4) is not None:
             parts.append(match.group(4))
     rebuilt = "".join(m.group(0) for m in re.finditer(r"\[[^\]]*\]|[^.\[\]]+|\.", key))
-    if rebuilt != key or not parts or any(not p for p in parts) or ".." in key or key.startswith(".") or key.endswith("."):
+    if rebuilt != key or not parts or ".." in key or key.startswith(".") or key.endswith("."):
         return []
     for root in DOTTED_ROOTS:
         n = len(root)
