@@ -30,7 +30,7 @@ def wide_console() -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep.config import load_sweep
+    from sweep.config import knob_text, load_sweep
 
     cfg = load_sweep(args.config, args.overrides)  # every config error, before Ray starts
     if args.retry_failed and not args.resume:
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[bold]Pareto set[/] on validation ({', '.join(metrics)}; seeds averaged):")
         for group, means in pareto_groups(outcome.rows, metrics):
             params = next(r["params"] for r in outcome.rows if r["key"].startswith(group))
-            shown = {k: v for k, v in params.items() if k != "seed"}
-            console.print(f"  {group}  " + "  ".join(f"{m}={v:.4f}" for m, v in means.items()) + f"  {shown}")
+            shown = knob_text({k: v for k, v in params.items() if k != "seed"})
+            console.print(f"  {group}  " + "  ".join(f"{m}={v:.3f}" for m, v in means.items()) + f"  {shown}")
     console.print(
         f"MLflow: {s.tracking.uri} (experiment {s.tracking.experiment!r}); Ray results: {outcome.path}\n"
         f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}"
@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
 def dry_run(console: object, space: Any) -> int:
     """Print the grid points (with their configurations) and seeds of a `sweep.config.SearchSpace`; run nothing."""
+    from sweep.config import knob_text
+
     for i, (point, count) in enumerate(space.draws()):
-        print(f"point {i:>3}: {point}" + (f"  x {count} configurations" if count > 1 else ""))
+        print(f"point {i:>3}: {knob_text(point)}" + (f"  x {count} configurations" if count > 1 else ""))
     if space.seeds:
         print(f"seeds: {space.seeds}")
     return 0

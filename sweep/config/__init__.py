@@ -8,7 +8,7 @@ from sweep.config.experiment import EvalConfig, ExperimentConfig, allowed_names
 from sweep.config.files import apply_overrides, parse_overrides, read_yaml, set_key
 from sweep.config.load import SweepConfig, build_sweep, load_config, load_sweep, split_raw
 from sweep.config.section import SELECT_METRICS, ResourcesConfig, SweepSection
-from sweep.config.space import GROUP, TRIAL_KEY, SearchSpace, overrides
+from sweep.config.space import GROUP, TRIAL_KEY, SearchSpace, knob_text, overrides
 
 __all__ = [
     "Claim",
@@ -28,6 +28,7 @@ __all__ = [
     "apply_overrides",
     "build_sweep",
     "format_error",
+    "knob_text",
     "load_config",
     "load_sweep",
     "overrides",

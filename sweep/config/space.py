@@ -301,6 +301,12 @@ class SearchSpace:
         return max(self.experiment(p).train.epochs for p in self.points())
 
 
+def knob_text(params: dict[str, Any]) -> str:
+    """`consistency.weight=1.25, consistency.distance=mse`: the one name of each knob (as in the trial
+    config, MLflow and the report), numbers to 3 significant digits."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def overrides(config: dict[str, Any]) -> dict[str, Any]:
     """A trial config without the reserved keys: what the trial changes in the base experiment."""
     return {k: v for k, v in config.items() if k not in RESERVED and not k.startswith("__")}

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from sweep.config import TRIAL_KEY, overrides
+from sweep.config import TRIAL_KEY, knob_text, overrides
 from sweep.plots import pareto_front
 from sweep.tracking import error_line
 
@@ -66,15 +66,15 @@ def pareto_groups(rows: list[dict[str, Any]], metrics: list[str]) -> list[tuple[
 
 
 def hyperparameters(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """`weight=0.3` for a row: its params that vary between the trials of its method, seed aside."""
+    """`consistency.weight=0.3` for a row: its params that vary between the trials of its method, seed aside."""
     mine = [r["params"] for r in rows if r["method"] == row["method"]]
-    parts = []
-    for key, value in row["params"].items():
-        if key in ("method.name", "seed") or len({repr(p.get(key)) for p in mine}) == 1:
-            continue
-        short = key.removeprefix(f"{row['method']}.")
-        parts.append(f"{short}={value:.4g}" if isinstance(value, float) else f"{short}={value}")
-    return ", ".join(parts)
+    return knob_text(
+        {
+            key: value
+            for key, value in row["params"].items()
+            if key not in ("method.name", "seed") and len({repr(p.get(key)) for p in mine}) > 1
+        }
+    )
 
 
 def summary_table(outcome: SweepOutcome) -> Any:

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweep.config import Claim
+from sweep.config import Claim, knob_text
 from sweep.plots import plot_bands, plot_pareto
 from sweep.report.results import compose, write_results
 from sweep.report.summary import MethodSummary, load_runs, summarize
@@ -32,28 +32,15 @@ def table_rows(summaries: list[MethodSummary], reference: str) -> tuple[list[str
     header.append(f"ΔAUC vs {reference}")
     rows = []
     for s in summaries:
-        hyper = ", ".join(f"{short(k, s.method)}={number(v)}" for k, v in s.hyperparameters.items()) or "—"
+        hyper = knob_text(s.hyperparameters) or "—"
         diff = "—" if s.method == reference else fmt(s.diff_auc, True)
         rows.append([s.method, hyper, str(s.configurations), str(len(s.seeds)), *(fmt(a) for a in s.acc), fmt(s.auc)])
         rows[-1].append(diff)
     return header, rows
 
 
-def number(value: str) -> str:
-    """A logged hyperparameter for a table: floats to 4 significant digits, anything else as it is."""
-    try:
-        return f"{float(value):.4g}" if "." in value or "e" in value else value
-    except ValueError:
-        return value
-
-
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def short(key: str, method: str) -> str:
-    """`method.weight` -> `weight`, `noise_injection.noise.sigma` -> `noise.sigma`."""
-    return key.removeprefix("method.").removeprefix(f"{method}.")
 
 
 def columns_that_fit(header: list[str], rows: list[list[str]], width: int) -> list[int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from hardware import mean_ci95 as mean_ci
 from sweep.report.verdicts import trains_under_noise
-from sweep.tracking import client_for, scale_label, search_all
+from sweep.tracking import client_for, param_value, scale_label, search_all
 
 
 class ReportError(Exception):
@@ -44,7 +44,8 @@ class TrialRun:
 @dataclass
 class MethodSummary:
     method: str
-    hyperparameters: dict[str, str]
+    hyperparameters: dict[str, Any]
+    """`{"consistency.weight": 0.3}`: numbers as numbers."""
     selection: float
     seeds: list[str]
     scales: list[float]
@@ -137,6 +138,7 @@ def summarize(runs: list[TrialRun], metric: str = "val_auc", reference: str = "n
         hyper, score, chosen = select(mine, metric)
         acc = [mean_ci([r.metrics[scale_label(s)] for r in chosen if scale_label(s) in r.metrics]) for s in scales]
         auc = mean_ci([r.metrics["auc"] for r in chosen])
+        hyper = {k: param_value(v) for k, v in hyper.items()}
         summaries.append(
             MethodSummary(
                 method, hyper, score, sorted(r.seed for r in chosen), scales, acc, auc, runs=chosen,

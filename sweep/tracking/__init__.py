@@ -2,7 +2,16 @@
 Floor 3 of `sweep`: imports `sweep.config` and `sweep.experiment`; never Ray."""
 
 from sweep.tracking.client import client_for, experiment_id, search_all
-from sweep.tracking.names import CURVE_JSON, CURVE_PNG, HISTORY, error_line, flatten, scale_label
+from sweep.tracking.names import (
+    CURVE_JSON,
+    CURVE_PNG,
+    HISTORY,
+    error_line,
+    experiment_params,
+    flatten,
+    param_value,
+    scale_label,
+)
 from sweep.tracking.writer import TrackingWriter
 
 __all__ = [
@@ -13,7 +22,9 @@ __all__ = [
     "client_for",
     "error_line",
     "experiment_id",
+    "experiment_params",
     "flatten",
+    "param_value",
     "scale_label",
     "search_all",
 ]

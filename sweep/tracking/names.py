@@ -31,6 +31,26 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def experiment_params(experiment: dict[str, Any]) -> dict[str, str]:
+    """An experiment config (as JSON) flattened into MLflow params under the names the sweep uses: a
+    method's knobs as `consistency.weight` (not `method.weight`), so one knob has one name in the trial
+    config, MLflow, the CSV and the report. Values are JSON (`0.3`, `[4, 8]`, `null`), read back by
+    `param_value`."""
+    method = dict(experiment.get("method", {}))
+    name = method.pop("name", "")
+    rest = {k: v for k, v in experiment.items() if k != "method"}
+    return {"method.name": name, **flatten(method, f"{name}."), **flatten(rest)}
+
+
+def param_value(text: str) -> Any:
+    """A param as logged by `experiment_params`: numbers, booleans and null as such, other text as is."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool, type(None))) else text
+
+
 def number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

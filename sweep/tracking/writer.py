@@ -3,7 +3,7 @@
 
 Layout: one parent run per sweep (tag `sweep.id`, the resolved config as `sweep.yaml`); one child
 run per trial (tags `mlflow.parentRunId`, `sweep.trial_key`, `ray.trial_id`, `method`, `node_id`,
-`hostname`, `sweep.status`; the trial's experiment config flattened as params), per-epoch metrics
+`hostname`, `sweep.status`; the trial's experiment config flattened as params, a method's knobs as `consistency.weight`), per-epoch metrics
 at step = epoch, the final curve as `curve/acc` and `curve/ci95` (step = index of the scale) and
 `acc_at_<scale>`, `auc`, `val_auc`, `test_acc`; artifacts `curve.json`, `curve.png`,
 `model/checkpoint.pt`, and `error.txt` for a failed trial. A restored sweep finds its runs again
@@ -37,7 +37,7 @@ from sweep.tracking.names import (
     HISTORY,
     PLACE_TAGS,
     error_line,
-    flatten,
+    experiment_params,
     number,
 )
 
@@ -183,7 +183,7 @@ class TrackingWriter:
                 "ray.trial_id": trial_id, "method": cfg.method.name, "sweep.status": "running",
             }  # fmt: skip
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-            self._log(run_id, params=flatten(cfg.model_dump(mode="json")))
+            self._log(run_id, params=experiment_params(cfg.model_dump(mode="json")))
             entry = self.runs[key] = {
                 "run_id": run_id, "epoch": 0, "final": False, "config": described, "method": cfg.method.name,
             }  # fmt: skip

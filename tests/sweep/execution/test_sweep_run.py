@@ -44,7 +44,8 @@ def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, mak
         assert run.info.status == "FINISHED" and tags["sweep.status"] == "finished"
         assert tags["method"] == params["method.name"] == method and params["seed"] == str(seed)
         assert params["train.epochs"] == "2" and params["eval.seed"] == "1234" and tags["node_id"] and tags["hostname"]
-        assert params.get("method.weight") == ("0.5" if method == "consistency" else None)
+        assert params.get("consistency.weight") == ("0.5" if method == "consistency" else None)
+        assert "method.weight" not in params
 
         curve = client.get_metric_history(run.info.run_id, "curve/acc")
         assert [m.step for m in curve] == [0, 1, 2]
