@@ -56,18 +56,17 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     console = wide_console()
     header, rows = table_rows(report["summaries"], report["reference"])
+    title = f"chosen on validation ({report['metric']}); test accuracy mean ± 95% CI over seeds"
+    header, rows, notes = compact(header, rows, console.width, report["reference"])
     shown = columns_that_fit(header, rows, console.width)
-    cut = len(shown) < len(header)
+    if len(shown) < len(header):
+        notes.append("some noise scales left out to fit the terminal: every scale is in report.md")
     header, rows = [header[i] for i in shown], [[row[i] for i in shown] for row in rows]
-    table = Table(
-        title=f"chosen on validation ({report['metric']}); test accuracy mean ± 95% CI over seeds",
-        caption="some noise scales left out to fit the terminal: every scale is in report.md" if cut else None,
-    )
+    table = Table(title=title, caption="\n".join(notes) or None, caption_justify="left")
     for i, column in enumerate(header):
-        if column in ("method", "hyperparameters"):  # never cut a method's name; settings wrap
-            longest = max((len(row[i]) for row in rows), default=0)
-            width = longest if column == "method" else min(longest, 24)
-            table.add_column(column, justify="left", min_width=max(width, len(column)), overflow="fold")
+        if column in ("method", "hyperparameters", "configuration"):  # wrap between knobs, never inside one
+            longest = max((len(item) for row in rows for item in row[i].split(", ")), default=0)
+            table.add_column(column, justify="left", min_width=max(longest, len(column)))
         else:
             table.add_column(column, justify="right")
     for row in rows:
@@ -75,11 +74,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     print_decisions(console, report, report["reference"])
     files = report["files"]
-    console.print(
-        "wrote "
-        + ", ".join(str(p) for p in files.values())
-        + f" (also logged to parent run {report['parent'].info.run_id})"
-    )
+    console.print(f"wrote (and logged to MLflow parent run {report['parent'].info.run_id}, under report/):")
+    for path in files.values():
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -111,3 +108,43 @@ def print_decisions(console: Any, report: dict[str, Any], reference: str) -> Non
         for row in rows:
             table.add_row(*row)
         console.print(table)
+
+
+def compact(
+    header: list[str], rows: list[list[str]], width: int, reference: str
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """The report's table for a narrow terminal (when the widest cells with one noise scale do not fit):
+    `mean ± CI` on two lines, method and hyperparameters in one `configuration` column (a knob's name
+    starts with its method's), the seeds column and the reference's name moved under the table.
+    Returns the header, the rows and the notes for under the table."""
+    from sweep.report import columns_that_fit
+
+    def table_width(h: list[str], r: list[list[str]]) -> int:
+        cols = columns_that_fit(h, r, width)
+        cells = [max(len(line) for cell in [h[i], *(row[i] for row in r)] for line in cell.split("\n")) for i in cols]
+        return sum(cells) + 3 * len(cols) + 1
+
+    if table_width(header, rows) <= width:
+        return header, rows, []
+    notes = []
+    method, hyper = header.index("method"), header.index("hyperparameters")
+    merged = []
+    for row in rows:
+        knobs = row[hyper]
+        if knobs == "—":
+            merged.append(row[method])
+        elif all(item.startswith(f"{row[method]}.") for item in knobs.split(", ")):
+            merged.append(knobs)
+        else:
+            merged.append(f"{row[method]}, {knobs}")
+    keep = [i for i in range(len(header)) if i != hyper]
+    header = ["configuration" if i == method else header[i] for i in keep]
+    rows = [[merged[n] if i == method else row[i] for i in keep] for n, row in enumerate(rows)]
+    if "seeds" in header and len({row[header.index("seeds")] for row in rows}) == 1:
+        col = header.index("seeds")
+        notes.append(f"{rows[0][col]} seeds per method")
+        header, rows = header[:col] + header[col + 1 :], [row[:col] + row[col + 1 :] for row in rows]
+    header = ["ΔAUC" if h == f"ΔAUC vs {reference}" else h for h in header]
+    notes.append(f"ΔAUC: paired difference to {reference} over shared seeds")
+    rows = [[cell.replace(" ± ", "\n± ") for cell in row] for row in rows]
+    return header, rows, notes

@@ -18,15 +18,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the sweep after Ctrl-C or a killed driver")
     parser.add_argument("--retry-failed", action="store_true", help="with --resume: run failed trials again")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no Ray progress table, only the summary")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+    shown.add_argument(
+        "-v", "--verbose", action="store_true", help="Ray's progress table and Ray's and MLflow's messages"
+    )
     parser.set_defaults(func=run)
 
 
+PIPED_WIDTH = 120
+"""Columns of the tables when the output is a file or a pipe (logs, CI): plain text, every column whole."""
+
+
 def wide_console() -> Any:
-    """Rich console; piped output (logs, CI) gets 200 columns instead of 80 so tables stay readable."""
+    """Rich console: the terminal's width, or `PIPED_WIDTH` plain-text columns when piped."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 200)
+    return Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+
+
+def quiet_chatter() -> None:
+    """MLflow's start-up messages (database tables, migrations) only with -v."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def ui_command(uri: str) -> str:
+    """The `mlflow ui` line for the store a sweep wrote (a server URI is opened directly)."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000   # then open http://127.0.0.1:5000"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,16 +61,19 @@ def run(args: argparse.Namespace) -> int:
     if args.retry_failed and not args.resume:
         raise CommandError("--retry-failed only goes with --resume")
     console = wide_console()
+    if not args.verbose:
+        quiet_chatter()
     space = cfg.space
     s = cfg.section
-    budgets = ", ".join(f"{m} {n}" for m, n in space.budgets().items())
-    console.print(
-        f"[bold]sweep {cfg.name}[/]: {space.num_trials} trials ({space.num_groups} configurations: {budgets}; "
-        f"x {len(space.seeds or [0])} seeds), search {s.search.algorithm}, scheduler {s.scheduler.name}, "
-        f"{s.resources.cpus_per_trial:g} CPU / {s.resources.gpus_per_trial:g} GPU per trial"
-    )
-    for note in space.notes():
-        console.print(f"[yellow]note[/]: {note}")
+    if not args.quiet:
+        budgets = ", ".join(f"{m} {n}" for m, n in space.budgets().items())
+        console.print(
+            f"[bold]sweep {cfg.name}[/]: {space.num_trials} trials ({space.num_groups} configurations: {budgets}; "
+            f"x {len(space.seeds or [0])} seeds), search {s.search.algorithm}, scheduler {s.scheduler.name}, "
+            f"{s.resources.cpus_per_trial:g} CPU / {s.resources.gpus_per_trial:g} GPU per trial"
+        )
+        for note in space.notes():
+            console.print(f"[yellow]note[/]: {note}")
     if args.dry_run:
         return dry_run(console, space)
 
@@ -57,11 +85,12 @@ def run(args: argparse.Namespace) -> int:
             address=args.address,
             resume=args.resume,
             retry_failed=args.retry_failed,
-            verbose=0 if args.quiet else 1,
+            verbose=1 if args.verbose else 0,
+            progress=None if args.quiet or args.verbose else console,
         )
     except SweepError as err:
         raise CommandError(str(err)) from None
-    console.print(summary_table(outcome))
+    console.print(summary_table(outcome, console.width))
     metrics = s.search.metrics
     if len(metrics) > 1:
         console.print(f"[bold]Pareto set[/] on validation ({', '.join(metrics)}; seeds averaged):")
@@ -71,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"  {group}  " + "  ".join(f"{m}={v:.3f}" for m, v in means.items()) + f"  {shown}")
     console.print(
         f"MLflow: {s.tracking.uri} (experiment {s.tracking.experiment!r}); Ray results: {outcome.path}\n"
-        f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}"
+        f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}\n"
+        f"browse:  {ui_command(s.tracking.uri)}",
+        highlight=False,
+        soft_wrap=False,
     )
     if outcome.interrupted:
         console.print(f"[yellow]interrupted[/]: continue with  sweep run {args.config} --resume")

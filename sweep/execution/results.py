@@ -77,19 +77,29 @@ def hyperparameters(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     )
 
 
-def summary_table(outcome: SweepOutcome) -> Any:
-    """A rich table: one row per trial with its hyperparameters, status and validation/test metrics."""
-    table = Table(title=f"sweep {outcome.name}: {len(outcome.rows)} trials in {outcome.wall_seconds:.0f} s")
-    for column in ["trial", "method", "hyperparameters", "seed", "status"]:
-        table.add_column(column)
-    for column in ["val_acc", "val_noisy", "val_auc", "test_acc", "auc"]:
-        table.add_column(column, justify="right")
-    for row in outcome.rows:
+def summary_table(outcome: SweepOutcome, width: int = 80) -> Any:
+    """A rich table, one row per trial: its configuration (the method, or the knobs that vary within it),
+    status and metrics. Numbers never wrap; the validation accuracies join from `width` 110 on; failed
+    trials' errors follow in the caption."""
+    metrics = {"val_auc": "val_auc", "test_acc": "test_acc", "auc": "test_auc"}
+    if width >= 110:
+        metrics = {"val_acc": "val_acc", "val_noisy_acc": "val_noisy", **metrics}
+    errors = [f"{r['key']}: {r['error']}" for r in outcome.rows if r["status"] == "failed"]
+    table = Table(
+        title=f"sweep {outcome.name}: {len(outcome.rows)} trials in {outcome.wall_seconds:.0f} s",
+        caption="\n".join(["failed:", *errors]) if errors else None,
+        caption_justify="left",
+    )
+    table.add_column("trial", no_wrap=True)
+    configurations = [hyperparameters(row, outcome.rows) or row["method"] for row in outcome.rows]
+    longest = max((len(item) for c in configurations for item in c.split(", ")), default=0)
+    table.add_column("configuration", min_width=longest)  # wraps between knobs, never inside one
+    table.add_column("status", overflow="fold")
+    for header in metrics.values():
+        table.add_column(header, justify="right", no_wrap=True, min_width=5)
+    for row, configuration in zip(outcome.rows, configurations, strict=True):
         m = row["metrics"]
-        status = row["status"] if row["status"] != "failed" else f"[red]failed[/]: {row['error'][:80]}"
-        metrics = [
-            format(m[k], ".4f") if k in m else "" for k in ("val_acc", "val_noisy_acc", "val_auc", "test_acc", "auc")
-        ]
-        seed = row["params"].get("seed", "")
-        table.add_row(row["key"], row["method"], hyperparameters(row, outcome.rows), str(seed), status, *metrics)
+        status = row["status"] if row["status"] != "failed" else "[red]failed[/]"
+        values = [format(m[k], ".3f") if k in m else "" for k in metrics]
+        table.add_row(row["key"], configuration, status, *values)
     return table

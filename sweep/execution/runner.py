@@ -12,6 +12,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from sweep.config import TRIAL_KEY, SweepConfig
 from sweep.execution.callback import MlflowTracker
 from sweep.execution.cluster import may_autoscale, prepare_cluster, reuse_actors
+from sweep.execution.progress import Progress
 from sweep.execution.results import SweepOutcome, row_of
 from sweep.execution.runtime import SweepError, check_resources, environment, start_ray
 from sweep.execution.searchers import build_search
@@ -30,14 +31,22 @@ def trial_name(trial: Any) -> str:
     return f"{method}-{key}" if method else str(key)
 
 
-def build_tuner(cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry_failed: bool, verbose: int) -> Any:
+def build_tuner(
+    cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry_failed: bool, verbose: int, progress: Any = None
+) -> Any:
     space = cfg.space
     r = cfg.section.resources
     spec = TrialSpec(space, max(1, int(r.cpus_per_trial)), cfg.section.report_interval)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec), {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     )
+    shown = (
+        []
+        if progress is None
+        else [Progress(space.num_trials, cfg.section.search.metrics[0], space.max_epochs(), progress)]
+    )
     if restore:
+        # the callbacks come back from the experiment's pickle: a Progress draws on a new console
         return tune.Tuner.restore(path, trainable, resume_errored=retry_failed, restart_errored=False)
 
     scheduler = None
@@ -67,7 +76,7 @@ def build_tuner(cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry
             name=cfg.name,
             storage_path=storage_root(cfg.section.storage_path),
             # JSON and CSV results are what Ray reads back; its TensorBoard logger cost ~5 ms a report
-            callbacks=[tracker, JsonLoggerCallback(), CSVLoggerCallback()],
+            callbacks=[tracker, JsonLoggerCallback(), CSVLoggerCallback(), *shown],
             failure_config=tune.FailureConfig(max_failures=cfg.section.failure.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             verbose=verbose,
@@ -82,8 +91,11 @@ def run_sweep(
     resume: bool = False,
     retry_failed: bool = False,
     verbose: int = 1,
+    progress: Any = None,
 ) -> SweepOutcome:
-    """Run (or with `resume`, continue) the sweep; MLflow gets every trial, the outcome the summary."""
+    """Run (or with `resume`, continue) the sweep; MLflow gets every trial, the outcome the summary.
+    `verbose` 1: Ray's progress table and start-up messages; 0: neither. `progress`: a rich console on
+    which `sweep.execution.progress.Progress` draws its panel."""
     path = sweep_path(cfg)
     state = read_state(path)
     if state is not None and not resume:
@@ -99,13 +111,13 @@ def run_sweep(
     sweep_id = state["id"] if state else uuid.uuid4().hex
 
     start = time.perf_counter()
-    start_ray(address)
+    start_ray(address, quiet=verbose == 0)
     if not may_autoscale():  # an autoscaler adds the nodes that waiting trials ask for (cluster.yaml)
         check_resources(cfg)
     prepare_cluster(storage_root(cfg.section.storage_path), cfg.section.resources)  # sweep/execution/cluster.py
     startup = time.perf_counter() - start
     restore = state is not None and tune.Tuner.can_restore(path)
-    tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose)
+    tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose, progress)
     if state is None:
         write_state(path, {"id": sweep_id, "config": cfg.to_dict()})
     fit_start = time.perf_counter()

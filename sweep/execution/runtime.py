@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
@@ -15,8 +16,9 @@ class SweepError(Exception):
     """A problem found before any trial ran (bad resources, nothing to resume): one line, exit 2."""
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join `address` (or RAY_ADDRESS), else start a local Ray runtime on this machine's cores."""
+def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = False) -> None:
+    """Join `address` (or RAY_ADDRESS), else start a local Ray runtime on this machine's cores. `quiet`:
+    no start-up warnings and no worker output on the driver (a trial's error still reaches its run)."""
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials see the driver's working folder
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # small window of lost work if the driver dies
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -26,10 +28,14 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    level = logging.ERROR if quiet else logging.INFO
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=not quiet, logging_level=level)
     else:
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
+        ray.init(
+            address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+            log_to_driver=not quiet, logging_level=level,
+        )  # fmt: skip
 
 
 def check_resources(cfg: SweepConfig) -> None:

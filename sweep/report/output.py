@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sweep.config import Claim, knob_text
-from sweep.plots import plot_bands, plot_pareto
+from sweep.plots import plot_panels, plot_pareto
 from sweep.report.results import compose, write_results
-from sweep.report.summary import MethodSummary, load_runs, summarize
+from sweep.report.summary import MethodSummary, TrialRun, load_runs, summarize
 from sweep.report.verdicts import claim_rows, compare, pct, verdict_rows
 from sweep.tracking import client_for, scale_label
 
@@ -48,8 +48,8 @@ def columns_that_fit(header: list[str], rows: list[list[str]], width: int) -> li
     else the other columns and as many evenly spaced noise scales as fit (first and last first; the middle
     one when only one fits)."""
 
-    def cell_width(i: int) -> int:  # widest cell (headers wrap at spaces) + rich's padding and border
-        return max(max(map(len, header[i].split())), *(len(row[i]) for row in rows)) + 3
+    def cell_width(i: int) -> int:  # widest line of a cell (headers wrap at spaces) + rich's padding and border
+        return max(max(map(len, header[i].split())), *(len(line) for row in rows for line in row[i].split("\n"))) + 3
 
     scale_columns = [i for i, name in enumerate(header) if name.startswith("acc@")]
     others = [i for i in range(len(header)) if i not in scale_columns]
@@ -78,6 +78,20 @@ def write_csv(summaries: list[MethodSummary], path: Path, metric: str) -> None:
                 row += [*m.acc[i], *diff]
             row += [*m.auc, *(m.diff_auc or (math.nan, math.nan))]
             writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in row])
+
+
+def curve_caption(runs: list[TrialRun], summaries: list[MethodSummary], reference: str) -> str:
+    """What the curves show: the noise model and axis, the seeds and the Monte Carlo draws."""
+
+    def values(key: str) -> str:
+        return "/".join(sorted({str(r.params.get(key, "?")) for r in runs}))
+
+    seeds = "/".join(str(n) for n in sorted({len(s.seeds) for s in summaries}))
+    return (
+        f"noise: {values('noise.name')} weight noise; x axis: its scale sigma (noise.sigma at evaluation); "
+        f"{seeds} seeds per method (hyperparameters chosen on validation); {values('eval.samples')} Monte Carlo "
+        f"draws per scale, the same draws for every run; grey dashed: {reference}'s mean"
+    )
 
 
 def sweep_config(client: Any, parent: Any) -> dict[str, Any]:
@@ -175,7 +189,11 @@ def make_report(
     write_csv(summaries, files["csv"], metric)
 
     series = {s.method: (s.scales, [a[0] for a in s.acc], [a[1] for a in s.acc]) for s in summaries}
-    files["curves"] = plot_bands(series, folder / "curves.png", f"{name}: test accuracy, mean and 95% CI over seeds")
+    files["curves"] = plot_panels(
+        series, folder / "curves.png", f"{name}: test accuracy, mean and 95% CI over seeds (band clipped to [0, 1])",
+        curve_caption(finished, summaries, reference), reference,
+    )  # fmt: skip
+    files["curves_svg"] = files["curves"].with_suffix(".svg")
     with_scale = [r for r in finished if scale_label(scale) in r.metrics]
     files["pareto"] = plot_pareto(
         [r.method for r in with_scale],
@@ -185,6 +203,7 @@ def make_report(
         f"test accuracy at noise scale {scale:g}",
         f"{name}: every finished trial (descriptive; selection used validation)",
     )
+    files["pareto_svg"] = files["pareto"].with_suffix(".svg")
     for path in files.values():
         client.log_artifact(parent.info.run_id, str(path), "report")
     if results is not None:

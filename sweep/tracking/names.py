@@ -15,6 +15,29 @@ FINAL_KEYS = ("test_acc", "auc", "val_auc")  # plus acc_at_*, *_seconds and the 
 PLACE_TAGS = ("node_id", "hostname", "device")
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+"""The experiment tag MLflow 3.x's UI reads to open an experiment in its model-training view (runs
+table, charts) rather than its GenAI view (traces, evaluations)."""
+
+
+def curve_factor(scales: list[float], least: int = 1000) -> int:
+    """Steps per unit of the curve's axis: 1000 (step 200 = sigma 0.2), or the next power of ten
+    that gives every scale its own whole step."""
+    factor = least
+    while len({round(s * factor) for s in scales}) < len(scales) or any(
+        abs(s * factor - round(s * factor)) > 1e-6 * factor for s in scales
+    ):
+        factor *= 10
+    return factor
+
+
+def curve_metric(quantity: str, factor: int, axis: str = "sigma") -> str:
+    """`curve/acc_vs_sigma_x1000`: a robustness curve in MLflow, logged at step = round(factor * scale),
+    so MLflow's chart of it (x axis: step) reads the axis directly; the name says axis and factor. A
+    deployment setting with its own axis and unit names it here, e.g. `axis="t_hours"`, factor 1."""
+    return f"curve/{quantity}_vs_{axis}" + (f"_x{factor}" if factor != 1 else "")
+
+
 def scale_label(scale: float) -> str:
     """`acc_at_0.05`: MLflow metric names cannot hold '@'."""
     return f"acc_at_{scale:g}"
@@ -62,3 +85,23 @@ def error_line(text: str) -> str:
         if ("Error" in line or "Exception" in line) and ":" in line:
             return line[:500]
     return (lines[-1] if lines else "unknown error")[:500]
+
+
+def parent_description(name: str, space: Any, experiment: str) -> str:
+    """The parent run's description in the MLflow UI (Markdown): what the sweep is and how to compare."""
+    scales = space.base["eval"]["scales"]
+    metric = curve_metric("acc", curve_factor(scales))
+    sigma = space.base["noise"].get("sigma")
+    noisy = scale_label(sigma if sigma in scales and sigma else scales[len(scales) // 2])
+    return (
+        f"Sweep `{name}`: {space.num_trials} trials of {', '.join(f'`{m}`' for m in space.methods())}, "
+        f"one child run per trial (expand this run in the runs table).\n\n"
+        f"**Compare the methods**: in the runs table, *Group by* the tag `method` (each group is one method "
+        f"over its seeds and settings) and add the columns `metrics.auc` and `metrics.{noisy}`; in the "
+        f"*Chart* view, the chart `{metric}` is each run's robustness curve: test accuracy against the "
+        f"noise scale, x axis = step = {curve_factor(scales)} x sigma "
+        f"(noise `{space.base['noise']['name']}`, {space.base['eval']['samples']} Monte Carlo draws per scale).\n\n"
+        f"The statistics (hyperparameters chosen on validation, mean and 95% CI over seeds, paired "
+        f"differences) are in this run's artifacts under `report/` once `sweep report --experiment "
+        f"{experiment} --sweep {name}` ran: `report.md`, `report.csv`, `curves.png`, `pareto.png`."
+    )

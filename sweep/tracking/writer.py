@@ -1,13 +1,14 @@
 """MLflow tracking of a sweep, written only from the driver (fed by the Ray Tune callback of
 `sweep.execution`): trials never write the store concurrently and cluster workers need no access to it.
 
-Layout: one parent run per sweep (tag `sweep.id`, the resolved config as `sweep.yaml`); one child
-run per trial (tags `mlflow.parentRunId`, `sweep.trial_key`, `ray.trial_id`, `method`, `node_id`,
-`hostname`, `sweep.status`; the trial's experiment config flattened as params, a method's knobs as `consistency.weight`), per-epoch metrics
-at step = epoch, the final curve as `curve/acc` and `curve/ci95` (step = index of the scale) and
-`acc_at_<scale>`, `auc`, `val_auc`, `test_acc`; artifacts `curve.json`, `curve.png`,
-`model/checkpoint.pt`, and `error.txt` for a failed trial. A restored sweep finds its runs again
-by these tags, so every trial keeps exactly one run.
+Layout: one parent run per sweep (tag `sweep.id`, the resolved config as `sweep.yaml`, a description
+saying how to compare the methods); one child run per trial (tags `mlflow.parentRunId`,
+`sweep.trial_key`, `ray.trial_id`, `method`, `node_id`, `hostname`, `sweep.status`; the trial's
+experiment config flattened as params, a method's knobs named `consistency.weight`), per-epoch
+metrics at step = epoch, the final curve as `curve/acc_vs_sigma_x1000` and `curve/ci95_vs_sigma_x1000`
+(step = round(1000 sigma), see `curve_metric`) and `acc_at_<scale>`, `auc`, `val_auc`, `test_acc`;
+artifacts `curve.json`, `curve.png`, `model/checkpoint.pt`, and `error.txt` for a failed trial. A
+restored sweep finds its runs again by these tags, so every trial keeps exactly one run.
 
 A trial waits for the driver to take each report, so the callback only queues events; one writer
 thread turns them into MLflow calls, coalescing the queued metrics of a run into one `log_batch`.
@@ -36,9 +37,12 @@ from sweep.tracking.names import (
     FINAL_KEYS,
     HISTORY,
     PLACE_TAGS,
+    curve_factor,
+    curve_metric,
     error_line,
     experiment_params,
     number,
+    parent_description,
 )
 
 
@@ -113,6 +117,7 @@ class TrackingWriter:
             name = self.sweep_config["sweep"]["name"]
             tags = {"sweep.id": self.sweep_id, "sweep.role": "parent", "sweep.name": name, "mlflow.runName": name}
             tags.update(self._sweep_tags())
+            tags["mlflow.note.content"] = parent_description(name, self.space, self.experiment)
             self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self.client.log_text(self.parent_id, yaml.safe_dump(self.sweep_config, sort_keys=False), "sweep.yaml")
         for run in search_all(self.client, self.experiment_id, f"{mine} and tags.`sweep.role` = 'trial'"):
@@ -210,10 +215,14 @@ class TrackingWriter:
                 final = key in FINAL_KEYS or key.endswith("_seconds") or key.startswith(("acc_at_", own))
                 if number(value) and final:
                     metrics.append(Metric(key, float(value), stamp, 0))
-            for step, point in enumerate(json.loads(result["curve"])["points"]):
-                metrics.append(Metric("curve/acc", point["mean"], stamp, step))
+            points = json.loads(result["curve"])["points"]
+            factor = curve_factor([p["scale"] for p in points])
+            acc, ci95 = curve_metric("acc", factor), curve_metric("ci95", factor)
+            for point in points:
+                step = round(point["scale"] * factor)
+                metrics.append(Metric(acc, point["mean"], stamp, step))
                 ci = point["ci95"]
-                metrics.append(Metric("curve/ci95", math.nan if ci is None else ci, stamp, step))
+                metrics.append(Metric(ci95, math.nan if ci is None else ci, stamp, step))
             entry["final"] = True
         return metrics, tags
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,10 @@ def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, mak
     assert [r.data.tags["sweep.trial_key"] for r in runs] == ["0000-seed0", "0000-seed1", "0001-seed0", "0001-seed1"]
     client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert "sweep.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the model-training view
+    note = parent.data.tags["mlflow.note.content"]
+    assert "curve/acc_vs_sigma_x1000" in note and "Group by" in note and "`consistency`" in note
     data = build_data(cfg.experiment.data)
     methods = ["baseline", "baseline", "consistency", "consistency"]
     for run, method, seed in zip(runs, methods, [0, 1, 0, 1], strict=True):
@@ -47,8 +52,8 @@ def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, mak
         assert params.get("consistency.weight") == ("0.5" if method == "consistency" else None)
         assert "method.weight" not in params
 
-        curve = client.get_metric_history(run.info.run_id, "curve/acc")
-        assert [m.step for m in curve] == [0, 1, 2]
+        curve = client.get_metric_history(run.info.run_id, "curve/acc_vs_sigma_x1000")
+        assert [m.step for m in curve] == [0, 100, 200]  # step = 1000 sigma: MLflow's chart reads sigma
         means = [m.value for m in curve]
         assert means == pytest.approx([metrics[f"acc_at_{s:g}"] for s in SCALES])
         assert metrics["auc"] == pytest.approx(area_under_curve(SCALES, means))
@@ -80,7 +85,8 @@ def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, mak
     assert float(rows[1]["diff_auc_mean"]) == pytest.approx(sum(diffs) / 2)
     assert "| consistency |" in (tmp_path / "report" / "report.md").read_text()
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-    assert logged == {f"report/{n}" for n in ("report.md", "report.csv", "curves.png", "pareto.png")}
+    names = ("report.md", "report.csv", "curves.png", "curves.svg", "pareto.png", "pareto.svg")
+    assert logged == {f"report/{n}" for n in names}
 
 
 def test_optuna_sweep_samples_its_domain_and_batched_reports_keep_every_epoch(
@@ -171,6 +177,9 @@ def test_a_raising_trial_and_a_nan_loss_fail_alone_with_their_errors_recorded(
         text = text.read_text()
         assert 'File "' in text and error in text and "\x1b[" not in text  # the stack, without colours
     console = Console(record=True, width=200)
-    console.print(summary_table(outcome))
-    assert console.export_text().count("failed") == 3
+    console.print(summary_table(outcome, 200))
+    text = console.export_text()
+    assert len(re.findall(r"│ failed +│", text)) == 3
+    for row in outcome.rows[1:]:  # every failed trial's error, once, under the table
+        assert text.count(f"{row['key']}: {row['error'][:40]}") == 1
     assert not math.isnan(outcome.rows[0]["metrics"]["auc"])
