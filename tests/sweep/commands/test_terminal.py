@@ -1,0 +1,120 @@
+"""What a person sees: `sweep run` and `sweep report` in a pseudo-terminal 80 columns wide (real Ray,
+real MLflow): a progress panel instead of Ray's table, no start-up chatter, every line within 80
+columns, every number and knob of the tables whole; `-q` piped prints only the summary."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import os
+import re
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweep.tracking import client_for
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+CHATTER = ("Token authentication", "Creating initial MLflow database", "Trial status", "Trial name", "INFO")
+
+
+def in_pty(args: list[str], cwd: Path, cols: int = 80, rows: int = 40) -> tuple[int, str]:
+    """Run `python -m sweep ARGS` with a pseudo-terminal of `cols` x `rows` as stdout and stderr."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=600), b"".join(chunks).decode()
+
+
+def screen_lines(text: str) -> list[str]:
+    """Every line the terminal showed (each redraw of the live panel too), colours removed."""
+    return [part for line in ANSI.sub("", text).split("\n") for part in line.split("\r") if part.strip()]
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, tiny_base: dict) -> Path:
+    config = {
+        **tiny_base,
+        "sweep": {
+            "grid": {"method.name": ["baseline", "consistency"], "seed": [0, 1]},
+            "space": {"consistency": {"weight": {"grid": [0.3, 1.0]}}},
+            "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "tty"},
+            "storage_path": str(tmp_path / "runs"),
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None:
+    rc, text = in_pty(["run", str(tiny_config)], tmp_path)
+    lines = screen_lines(text)
+    assert rc == 0, text[-3000:]
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert not [line for line in lines if any(c in line for c in CHATTER)]
+    assert any(re.search(r"6/6 trials done, 0 running · \d+:\d\d elapsed", line) for line in lines)
+    assert any(re.search(r"best val_auc so far: 0\.\d{3} \(00\d\d-seed\d, ", line) for line in lines)
+    final = ANSI.sub("", text.rsplit("\x1b[?25h", 1)[-1])  # after the live panel: the summary
+    assert len(final.strip().splitlines()) <= 30  # six trials: the summary fits in a screen
+
+    client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tty").experiment_id], "tags.`sweep.role` = 'trial'")
+    assert len(runs) == 6
+    rows = {line.split("│")[1].strip(): line for line in final.splitlines() if line.startswith("│ 000")}
+    for run in runs:  # each trial's row holds its metrics, whole, and its configuration, whole
+        row = rows[run.data.tags["sweep.trial_key"]]
+        for metric in ("val_auc", "test_acc", "auc"):
+            assert f" {run.data.metrics[metric]:.3f} │" in row
+        weight = run.data.params.get("consistency.weight")
+        assert (f"consistency.weight={float(weight):.3g}" if weight else "baseline") in row
+    assert "browse:  mlflow ui --backend-store-uri sqlite:///" in final.replace("\n", "")
+
+    rc, text = in_pty(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--experiment", "tty",
+                       "--out", str(tmp_path / "report"), "--reference", "baseline"], tmp_path)  # fmt: skip
+    lines = screen_lines(text)
+    assert rc == 0, text[-3000:]
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    shown = ANSI.sub("", text)
+    with (tmp_path / "report" / "report.csv").open() as f:
+        for row in csv.DictReader(f):
+            knobs = yaml.safe_load(row["hyperparameters"])
+            assert all(isinstance(v, float) for v in knobs.values())  # numbers stored as numbers
+            assert (", ".join(f"{k}={v:.3g}" for k, v in knobs.items()) or row["method"]) in shown
+            for column in ("acc@0_mean", "acc@0.2_mean", "auc_mean", "auc_ci95"):
+                assert f"{float(row[column]):.3f}" in shown  # every shown number whole
+    for name in ("curves.png", "curves.svg", "pareto.png", "pareto.svg", "report.md"):
+        assert (tmp_path / "report" / name).is_file()
+
+
+def test_quiet_piped_prints_only_the_summary(tmp_path: Path, tiny_config: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", "run", str(tiny_config), "-q", "--set", "sweep.grid.method.name=[baseline]",
+         "--set", "sweep.grid.seed=[0]", "--set", "train.epochs=1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "" and "\x1b[" not in done.stdout  # piped: plain text
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].strip().startswith("sweep tiny: 1 trials in") and "0000-seed0" in done.stdout
+    assert not [line for line in lines if any(c in line for c in CHATTER)] and len(lines) <= 12
+    assert all(len(line) <= 120 for line in lines)
