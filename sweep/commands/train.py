@@ -21,11 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.epochs=5 --set method.name=noise_injection",
     )
 

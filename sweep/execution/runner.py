@@ -40,11 +40,9 @@ def build_tuner(
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec), {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     )
-    shown = (
-        []
-        if progress is None
-        else [Progress(space.num_trials, cfg.section.search.metrics[0], space.max_epochs(), progress)]
-    )
+    shown = []
+    if progress is not None:
+        shown.append(Progress(space.num_trials, cfg.section.search.metrics[0], space.max_epochs(), progress))
     if restore:
         # the callbacks come back from the experiment's pickle: a Progress draws on a new console
         return tune.Tuner.restore(path, trainable, resume_errored=retry_failed, restart_errored=False)

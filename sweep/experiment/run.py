@@ -20,15 +20,8 @@ def run_training(
     data = data if data is not None else build_data(cfg.data)
     model = build_backbone(cfg.model, data_shape(data), cfg.seed)
     return train(
-        model,
-        cfg.method,
-        cfg.noise,
-        data,
-        cfg.train,
-        seed=cfg.seed,
-        eval_seed=cfg.eval.seed,
-        report=report,
-        resume=resume,
+        model, cfg.method, cfg.noise, data, cfg.train,
+        seed=cfg.seed, eval_seed=cfg.eval.seed, report=report, resume=resume,
     )
 
 
