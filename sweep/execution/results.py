@@ -81,9 +81,9 @@ def summary_table(outcome: SweepOutcome, width: int = 80) -> Any:
     """A rich table, one row per trial: its configuration (the method, or the knobs that vary within it),
     status and metrics. Numbers never wrap; the validation accuracies join from `width` 110 on; failed
     trials' errors follow in the caption."""
-    metrics = {"val_auc": "val_auc", "test_acc": "test_acc", "auc": "test_auc"}
+    metrics = {"val_auc": "val auc", "test_acc": "test acc", "auc": "test auc"}  # headers wrap at spaces
     if width >= 110:
-        metrics = {"val_acc": "val_acc", "val_noisy_acc": "val_noisy", **metrics}
+        metrics = {"val_acc": "val acc", "val_noisy_acc": "val noisy acc", **metrics}
     errors = [f"{r['key']}: {r['error']}" for r in outcome.rows if r["status"] == "failed"]
     table = Table(
         title=f"sweep {outcome.name}: {len(outcome.rows)} trials in {outcome.wall_seconds:.0f} s",
@@ -96,7 +96,7 @@ def summary_table(outcome: SweepOutcome, width: int = 80) -> Any:
     table.add_column("configuration", min_width=longest)  # wraps between knobs, never inside one
     table.add_column("status", overflow="fold")
     for header in metrics.values():
-        table.add_column(header, justify="right", no_wrap=True, min_width=5)
+        table.add_column(header, justify="right", width=5)  # 0.000 whole; the header wraps
     for row, configuration in zip(outcome.rows, configurations, strict=True):
         m = row["metrics"]
         status = row["status"] if row["status"] != "failed" else "[red]failed[/]"

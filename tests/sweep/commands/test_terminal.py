@@ -76,6 +76,8 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
     assert any(re.search(r"best val_auc so far: 0\.\d{3} \(00\d\d-seed\d, ", line) for line in lines)
     final = ANSI.sub("", text.rsplit("\x1b[?25h", 1)[-1])  # after the live panel: the summary
     assert len(final.strip().splitlines()) <= 30  # six trials: the summary fits in a screen
+    table = [line for line in final.splitlines() if line[:1] in "│┃┏┡└"]
+    assert len(table) >= 9 and all(line.rstrip()[-1] in "│┃┓┩┘" for line in table)  # no column cropped
 
     client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tty").experiment_id], "tags.`sweep.role` = 'trial'")
@@ -84,7 +86,7 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
     for run in runs:  # each trial's row holds its metrics, whole, and its configuration, whole
         row = rows[run.data.tags["sweep.trial_key"]]
         for metric in ("val_auc", "test_acc", "auc"):
-            assert f" {run.data.metrics[metric]:.3f} │" in row
+            assert re.search(rf"(?<![\d.]){run.data.metrics[metric]:.3f}(?!\d)", row), (metric, row)
         weight = run.data.params.get("consistency.weight")
         assert (f"consistency.weight={float(weight):.3g}" if weight else "baseline") in row
     assert "browse:  mlflow ui --backend-store-uri sqlite:///" in final.replace("\n", "")
@@ -95,6 +97,8 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
     assert rc == 0, text[-3000:]
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     shown = ANSI.sub("", text)
+    table = [line for line in shown.splitlines() if line[:1] in "│┃┏┡└"]
+    assert len(table) >= 6 and all(line.rstrip()[-1] in "│┃┓┩┘" for line in table)
     with (tmp_path / "report" / "report.csv").open() as f:
         for row in csv.DictReader(f):
             knobs = yaml.safe_load(row["hyperparameters"])
