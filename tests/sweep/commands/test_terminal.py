@@ -89,7 +89,7 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
             assert re.search(rf"(?<![\d.]){run.data.metrics[metric]:.3f}(?!\d)", row), (metric, row)
         weight = run.data.params.get("consistency.weight")
         assert (f"consistency.weight={float(weight):.3g}" if weight else "baseline") in row
-    assert "browse:  mlflow ui --backend-store-uri sqlite:///" in final.replace("\n", "")
+    assert "browse:  mlflow ui --backend-store-uri sqlite:///" in final.replace("\r\n", "")
 
     rc, text = in_pty(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--experiment", "tty",
                        "--out", str(tmp_path / "report"), "--reference", "baseline"], tmp_path)  # fmt: skip
