@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     files = report["files"]
     console.print(f"wrote (and logged to MLflow parent run {report['parent'].info.run_id}, under report/):")
     for path in files.values():
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
+        console.print(f"  {path}", highlight=False, overflow="fold")
     return 0
 
 
