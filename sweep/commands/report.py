@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from sweep.commands import CommandError
-from sweep.commands.run import wide_console
+from sweep.commands.run import quiet_chatter, wide_console
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sweep.report import ReportError, columns_that_fit, make_report, table_rows
 
+    quiet_chatter()
     try:
         report = make_report(
             args.tracking_uri,

@@ -76,7 +76,7 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
     assert any(re.search(r"best val_auc so far: 0\.\d{3} \(00\d\d-seed\d, ", line) for line in lines)
     final = ANSI.sub("", text.rsplit("\x1b[?25h", 1)[-1])  # after the live panel: the summary
     assert len(final.strip().splitlines()) <= 30  # six trials: the summary fits in a screen
-    table = [line for line in final.splitlines() if line[:1] in "│┃┏┡└"]
+    table = [line for line in final.splitlines() if line and line[0] in "│┃┏┡└"]
     assert len(table) >= 9 and all(line.rstrip()[-1] in "│┃┓┩┘" for line in table)  # no column cropped
 
     client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -97,7 +97,7 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
     assert rc == 0, text[-3000:]
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     shown = ANSI.sub("", text)
-    table = [line for line in shown.splitlines() if line[:1] in "│┃┏┡└"]
+    table = [line for line in shown.splitlines() if line and line[0] in "│┃┏┡└"]
     assert len(table) >= 6 and all(line.rstrip()[-1] in "│┃┓┩┘" for line in table)
     with (tmp_path / "report" / "report.csv").open() as f:
         for row in csv.DictReader(f):
@@ -105,7 +105,7 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
             assert all(isinstance(v, float) for v in knobs.values())  # numbers stored as numbers
             assert (", ".join(f"{k}={v:.3g}" for k, v in knobs.items()) or row["method"]) in shown
             for column in ("acc@0_mean", "acc@0.2_mean", "auc_mean", "auc_ci95"):
-                assert f"{float(row[column]):.3f}" in shown  # every shown number whole
+                assert f"{100 * float(row[column]):.1f}" in shown  # every shown number whole (in %)
     for name in ("curves.png", "curves.svg", "pareto.png", "pareto.svg", "report.md"):
         assert (tmp_path / "report" / name).is_file()
 

@@ -36,7 +36,9 @@ def test_a_grid_axis_with_dots_is_replaced_not_nested(tmp_path) -> None:
         "method: {name: baseline}\ntrain: {epochs: 2}\n"
         "sweep:\n  grid:\n    method.name: [baseline, noise_injection]\n    seed: [0, 1]\n"
     )
-    cfg = load_sweep(path, ["sweep.grid.method.name=[noise_injection, nft]", 'sweep.space["noise.sigma"]={grid: [0.1, 0.3]}'])
+    cfg = load_sweep(
+        path, ["sweep.grid.method.name=[noise_injection, nft]", 'sweep.space["noise.sigma"]={grid: [0.1, 0.3]}']
+    )
     assert cfg.section.grid["method.name"] == ["noise_injection", "nft"]
     assert [p["noise.sigma"] for p in cfg.space.points()] == [0.1, 0.3, 0.1, 0.3]
     assert cfg.space.num_trials == 8
