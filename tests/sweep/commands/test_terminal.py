@@ -105,7 +105,10 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
             assert all(isinstance(v, float) for v in knobs.values())  # numbers stored as numbers
             assert (", ".join(f"{k}={v:.3g}" for k, v in knobs.items()) or row["method"]) in shown
             scales = [c.removesuffix("_mean") for c in row if c.startswith("acc@") and c.endswith("_mean")]
-            columns = [f"{c}_mean" for c in scales if re.search(rf"{re.escape(c)}(?![\d.])", shown)] + ["auc_mean", "auc_ci95"]  # the scales shown
+            columns = [f"{c}_mean" for c in scales if re.search(rf"{re.escape(c)}(?![\d.])", shown)] + [
+                "auc_mean",
+                "auc_ci95",
+            ]  # the scales shown
             assert len(columns) >= 3
             for column in columns:
                 assert f"{100 * float(row[column]):.1f}" in shown  # every shown number whole (in %)
