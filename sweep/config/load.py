@@ -6,6 +6,7 @@ sweep, and is checked (against the experiment) and ignored by `sweep train`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,15 @@ def split_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | Non
     return raw, raw.pop("sweep", None)
 
 
+def sweep_name(stem: str) -> str:
+    """A storage-safe sweep name from a file name; a name that had to change gets a short hash of the
+    original, so `Versuch-ä.yaml` and `Versuch-ö.yaml` stay two sweeps."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", stem).strip("-.") or "sweep"
+    if safe == stem:
+        return safe
+    return f"{safe}-{hashlib.sha1(stem.encode()).hexdigest()[:6]}"
+
+
 def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name: str) -> SweepConfig:
     """Validate the section, then check every grid point and domain against the base experiment."""
     experiment = validate(ExperimentConfig, base)
@@ -63,7 +73,7 @@ def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name:
     except ValidationError as err:
         prefix = "sweep." if err.errors()[0]["loc"] else "sweep: "
         raise ConfigError(prefix + format_error(SweepSection, err)) from None
-    name = section.name or re.sub(r"[^A-Za-z0-9_.-]", "-", default_name) or "sweep"
+    name = section.name or sweep_name(default_name)
     space = SearchSpace.from_section(section, base)
     space.check()
     if section.scheduler.name == "asha" and section.scheduler.grace_period >= space.max_epochs():
