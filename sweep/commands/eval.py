@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from sweep.commands import CommandError
@@ -79,10 +78,12 @@ def eval_config(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
 def run(args: argparse.Namespace) -> int:
     from hardware import format_curve_table
     from methods import resolve_device
-    from sweep.config import ConfigError, ExperimentConfig, validate
+    from sweep.config import ConfigError, ExperimentConfig, atomic_write, output_file, validate
     from sweep.experiment import load_checkpoint, test_curve
     from zoo import build_data
 
+    if args.json:
+        output_file(args.json, "--json")
     try:
         model, saved = load_checkpoint(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
@@ -104,9 +105,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"noise {cfg.noise.name}: {noise}")
     print(format_curve_table(curve))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"checkpoint": str(args.checkpoint), "split": args.split, "curve": curve.to_dict()}
-        out.write_text(json.dumps(payload, indent=2))
+        out = atomic_write(args.json, json.dumps(payload, indent=2))
         print(f"wrote {out}")
     return 0

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["val_auc", "val_noisy_acc", "val_acc"],
         help="validation metric that picks each method's hyperparameters (default: the sweep's)",
     )
-    parser.add_argument("--reference", default="noise_injection", help="method of the paired differences")
+    parser.add_argument(
+        "--reference", help="method of the paired differences (default: noise_injection, when the sweep has it)"
+    )
     parser.add_argument(
         "--scale", type=float, help="noise scale of the clean-vs-noisy scatter (default: training sigma)"
     )
@@ -41,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as err:
         raise CommandError(str(err)) from None
     console = wide_console()
-    header, rows = table_rows(report["summaries"], args.reference)
+    if report["incomplete"]:
+        console.print(f"[yellow]{report['incomplete']}[/]")
+    header, rows = table_rows(report["summaries"], report["reference"])
     shown = columns_that_fit(header, rows, console.width)
     cut = len(shown) < len(header)
     header, rows = [header[i] for i in shown], [[row[i] for i in shown] for row in rows]

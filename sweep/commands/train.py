@@ -31,7 +31,9 @@ def output_folder(out: str | None, config: str, overwrite: bool) -> Path:
 
     if out is None:
         return Path("out") / "train" / f"{Path(config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder = Path(out)
+    from sweep.config import output_folder as checked
+
+    folder = checked(out, "--out")
     if (folder / MODEL_FILE).exists() and not overwrite:
         raise CommandError(f"--out {folder} already holds a checkpoint; pick another folder or pass --overwrite")
     return folder
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hardware import format_curve_table
-    from sweep.config import ConfigError, load_config
+    from sweep.config import ConfigError, atomic_write, load_config
     from sweep.experiment import MODEL_FILE, clean_test_accuracy, run_training, save_checkpoint, test_curve
     from zoo import build_data, data_shape
 
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "config": cfg.model_dump(mode="json"),
         "method_summary": result.summary,
     }
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write(folder / "metrics.json", json.dumps(metrics, indent=2))
     console.print(format_curve_table(curve))
     console.print(f"[bold]test accuracy {metrics['test_acc']:.4f}[/] (clean weights); trained in {train_seconds:.1f}s")
     console.print(f"wrote {folder / MODEL_FILE} and {folder / 'metrics.json'}")

@@ -14,6 +14,8 @@ from methods import METHODS, TrainConfig
 from sweep.config.errors import Strict
 from zoo import DataConfig, ModelConfig
 
+MAX_SCALE = 1e6
+
 
 class EvalConfig(Strict):
     scales: list[float] = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4]
@@ -32,6 +34,8 @@ class EvalConfig(Strict):
     def _scales(cls, scales: list[float]) -> list[float]:
         if not scales or any(s < 0 for s in scales) or sorted(set(scales)) != scales:
             raise ValueError("must be a non-empty, strictly increasing list of scales >= 0")
+        if scales[-1] > MAX_SCALE:  # far past chance accuracy; 1e308 overflows float32 in the noise
+            raise ValueError(f"scales must be at most {MAX_SCALE:g}")
         return scales
 
 

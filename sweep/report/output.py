@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sweep.config import output_folder
 from sweep.plots import plot_bands, plot_pareto
-from sweep.report.summary import MethodSummary, TrialRun, load_runs, summarize
+from sweep.report.summary import MethodSummary, ReportError, TrialRun, load_runs, summarize
 from sweep.tracking import client_for, scale_label
 
 
@@ -93,23 +94,34 @@ def make_report(
     out: str | Path | None = None,
     sweep: str | None = None,
     metric: str | None = None,
-    reference: str = "noise_injection",
+    reference: str | None = None,
     scale: float | None = None,
 ) -> dict[str, Any]:
     """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png into `out`,
-    log them to the parent run under `report/`. Returns the summaries, the files and the texts."""
+    log them to the parent run under `report/`. Returns the summaries, the files and the texts.
+    `reference`: the method of the paired differences (default `noise_injection`, when the sweep has it)."""
+    if out is not None:
+        output_folder(out, "--out")
     parent, runs = load_runs(uri, experiment, sweep)
     name = parent.data.tags.get("sweep.name", "sweep")
+    methods = sorted({r.method for r in runs})
+    if reference is not None and reference not in methods:
+        raise ReportError(f"--reference {reference!r}: not a method of sweep {name!r}; methods: {', '.join(methods)}")
+    reference = reference or "noise_injection"
     tagged = parent.data.tags.get("sweep.metric", "val_auc")
     metric = metric or (tagged if "," not in tagged else "val_auc")
     summaries = summarize(runs, metric, reference)
+    scales = summaries[0].scales
+    if scale is not None and scale not in scales:
+        raise ReportError(f"--scale {scale:g}: not an evaluation scale of sweep {name!r}; scales: {scales}")
     folder = Path(out) if out is not None else Path("report") / name
     folder.mkdir(parents=True, exist_ok=True)
 
     finished = [r for r in runs if r.finished]
     failed = [r for r in runs if r.status == "failed"]
     stopped = [r for r in runs if r.status == "stopped_early"]
-    notes = [
+    incomplete = completeness(parent, runs)
+    notes = [*([f"**{incomplete}**"] if incomplete else []),
         f"Sweep `{name}` (MLflow experiment `{experiment}`, parent run `{parent.info.run_id}`): {len(runs)} trials, "
         f"{len(finished)} finished, {len(stopped)} stopped early, {len(failed)} failed.",
         f"Hyperparameters chosen per method on validation (`{metric}`, mean over seeds); test accuracy "
@@ -122,7 +134,6 @@ def make_report(
 
     series = {s.method: (s.scales, [a[0] for a in s.acc], [a[1] for a in s.acc]) for s in summaries}
     files["curves"] = plot_bands(series, folder / "curves.png", f"{name}: test accuracy, mean and 95% CI over seeds")
-    scales = summaries[0].scales
     scale = scale if scale is not None else reference_scale(finished, scales)
     with_scale = [r for r in finished if scale_label(scale) in r.metrics]
     files["pareto"] = plot_pareto(
@@ -136,4 +147,19 @@ def make_report(
     client = client_for(uri)
     for path in files.values():
         client.log_artifact(parent.info.run_id, str(path), "report")
-    return {"summaries": summaries, "files": files, "markdown": md, "parent": parent, "runs": runs, "metric": metric}
+    return {
+        "summaries": summaries, "files": files, "markdown": md, "parent": parent, "runs": runs, "metric": metric,
+        "reference": reference, "incomplete": incomplete,
+    }  # fmt: skip
+
+
+def completeness(parent: Any, runs: list[TrialRun]) -> str:
+    """'' for a sweep that ran to its end, else a line saying how many of its trials ended."""
+    total = int(parent.data.tags.get("sweep.num_trials", len(runs)))
+    ended = sum(r.status in ("finished", "failed", "stopped_early") for r in runs)
+    if ended >= total and parent.info.status == "FINISHED":
+        return ""
+    return (
+        f"incomplete sweep: {ended} of {total} trials ended ({sum(r.finished for r in runs)} finished); "
+        "`sweep run CONFIG --resume` runs the rest"
+    )
