@@ -25,13 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sweep.config import ConfigError  # not at the top: it imports torch, and `sweep --help` needs none
+    from sweep.config import ConfigError, DiskFull  # not at the top: torch, and `sweep --help` needs none
 
     try:
         return int(args.func(args) or 0)
     except (ConfigError, CommandError) as err:
         print(f"sweep {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except DiskFull as err:
+        print(f"sweep {args.command}: error: {err.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"sweep {args.command}: interrupted", file=sys.stderr)
         return 130

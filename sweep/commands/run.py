@@ -31,10 +31,15 @@ def wide_console() -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from sweep.config import load_sweep
+    from sweep.tracking import check_store
 
     cfg = load_sweep(args.config, args.overrides)  # every config error, before Ray starts
     if args.retry_failed and not args.resume:
         raise CommandError("--retry-failed only goes with --resume")
+    if args.resume and not [o for o in args.overrides if not o.startswith(LOCATION)]:
+        cfg = saved_config(cfg)  # the --set options of the first run need no repeating
+    if not args.dry_run:
+        check_store(cfg.section.tracking.uri)  # seconds, before Ray: a dead server or a non-database file
     console = wide_console()
     space = cfg.space
     s = cfg.section
@@ -71,13 +76,45 @@ def run(args: argparse.Namespace) -> int:
         f"MLflow: {s.tracking.uri} (experiment {s.tracking.experiment!r}); Ray results: {outcome.path}\n"
         f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}"
     )
+    if outcome.tracking_failures:
+        console.print(
+            f"[red]MLflow logging failed[/] ({len(outcome.tracking_failures)} events; first: "
+            f"{outcome.tracking_failures[0]}). The trials' results are in {outcome.path}; fix the store, "
+            f"then `sweep run {args.config} --resume` logs the trials it runs again"
+        )
     if outcome.interrupted:
-        console.print(f"[yellow]interrupted[/]: continue with  sweep run {args.config} --resume")
+        console.print(f"[yellow]interrupted[/]: continue with  {resume_command(args)}")
         return 130
+    if outcome.tracking_failures:
+        return 1
     if outcome.failed:
         console.print(f"[red]{outcome.failed} trial(s) failed[/] (errors in the table and in their MLflow runs)")
         return 1
     return 0
+
+
+LOCATION = ("sweep.name=", "sweep.storage_path=")
+"""--set options that say where a sweep's state is: `--resume` needs them again."""
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The exact command that continues this sweep (its state holds every other --set)."""
+    import shlex
+
+    where = [f"--set {shlex.quote(o)}" for o in args.overrides if o.startswith(LOCATION)]
+    return " ".join(["sweep run", shlex.quote(args.config), *where, "--resume"])
+
+
+def saved_config(cfg: Any) -> Any:
+    """The config the sweep started with (its sweep.json), when there is one."""
+    from sweep.config import build_sweep, split_raw
+    from sweep.execution import read_state, sweep_path
+
+    state = read_state(sweep_path(cfg))
+    if state is None:
+        return cfg
+    base, section = split_raw(state["config"])
+    return build_sweep(base, section or {}, cfg.name)
 
 
 def dry_run(console: object, space: Any) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from typing import Any
@@ -15,7 +16,15 @@ from sweep.execution.cluster import may_autoscale, prepare_cluster, reuse_actors
 from sweep.execution.results import SweepOutcome, row_of
 from sweep.execution.runtime import SweepError, check_resources, environment, start_ray
 from sweep.execution.searchers import build_search
-from sweep.execution.storage import first_difference, read_state, storage_root, sweep_path, write_state
+from sweep.execution.storage import (
+    first_difference,
+    read_state,
+    restorable,
+    set_aside,
+    storage_root,
+    sweep_path,
+    write_state,
+)
 from sweep.execution.trainable import TrialSpec, run_trial
 
 
@@ -104,17 +113,30 @@ def run_sweep(
         check_resources(cfg)
     prepare_cluster(storage_root(cfg.section.storage_path), cfg.section.resources)  # sweep/execution/cluster.py
     startup = time.perf_counter() - start
-    restore = state is not None and tune.Tuner.can_restore(path)
+    restore = state is not None and restorable(path)
+    if state is not None and not restore:
+        aside = set_aside(path)
+        print(
+            f"sweep: Ray's state of {cfg.name!r} is missing or torn (a kill during start-up or a full disk); "
+            f"starting its trials afresh, MLflow keeps one run per trial"
+            + (f"; Ray's old files moved to {aside}" if aside else ""),
+            file=sys.stderr,
+        )
     tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose)
     if state is None:
         write_state(path, {"id": sweep_id, "config": cfg.to_dict()})
+    MlflowTracker.active = None
     fit_start = time.perf_counter()
     quiet = {"RAY_AIR_NEW_OUTPUT": "0"} if verbose == 0 else {}  # the new output prints a header even at 0
     with environment(quiet):
         results = tuner.fit()
     end = time.perf_counter()
     outcome = SweepOutcome(cfg.name, path, end - start, startup, fit_seconds=end - fit_start)
-    outcome.rows = [row_of(result) for result in results]
-    outcome.rows.sort(key=lambda row: row["key"])
-    outcome.interrupted = results.num_errors + results.num_terminated < cfg.space.num_trials
+    tracker = MlflowTracker.active  # the one Ray set up (a restored tuner unpickles its own)
+    ended = results.num_errors + results.num_terminated
+    interrupted = (tracker is not None and tracker.interrupted) or ended < cfg.space.num_trials
+    rows = [row_of(result, interrupted) for result in results]
+    outcome.rows = sorted((r for r in rows if r["key"]), key=lambda row: row["key"])  # never-started: no row
+    outcome.interrupted = interrupted
+    outcome.tracking_failures = list(tracker.writer.failures) if tracker and tracker.writer else []
     return outcome

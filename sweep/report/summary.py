@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hardware import mean_ci95 as mean_ci
-from sweep.tracking import client_for, scale_label, search_all
+from sweep.config import ConfigError
+from sweep.tracking import check_store, client_for, scale_label, search_all
 
 
 class ReportError(Exception):
@@ -61,6 +62,10 @@ def load_runs(uri: str, experiment: str, sweep: str | None = None) -> tuple[Any,
     """The parent run of the newest sweep (named `sweep`, if given) in `experiment`, and its trial runs."""
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ReportError(f"no MLflow store at {uri}; run `sweep run CONFIG` first or pass --tracking-uri")
+    try:
+        check_store(uri)
+    except ConfigError as err:
+        raise ReportError(str(err)) from None
     client = client_for(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

@@ -1,7 +1,7 @@
 """MLflow: the client helpers, the names in the store, and the writer that logs a sweep's trials.
 Floor 3 of `sweep`: imports `sweep.config` and `sweep.experiment`; never Ray."""
 
-from sweep.tracking.client import client_for, experiment_id, search_all
+from sweep.tracking.client import check_store, client_for, experiment_id, search_all
 from sweep.tracking.names import CURVE_JSON, CURVE_PNG, HISTORY, error_line, flatten, scale_label
 from sweep.tracking.writer import TrackingWriter
 
@@ -10,6 +10,7 @@ __all__ = [
     "CURVE_PNG",
     "HISTORY",
     "TrackingWriter",
+    "check_store",
     "client_for",
     "error_line",
     "experiment_id",

@@ -42,6 +42,11 @@ from sweep.tracking.names import (
 )
 
 
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
 class TrackingWriter:
     """Logs the events of the sweep `sweep_id` to MLflow from one thread (see the module docstring).
 
@@ -57,6 +62,8 @@ class TrackingWriter:
         self.experiment_id = self.parent_id = ""
         self.runs: dict[str, dict[str, Any]] = {}  # trial key -> run id, logged epoch, final logged, config
         self.queue: queue.Queue = queue.Queue()
+        self.failures: list[str] = []
+        """What failed to reach the store (one line each): the sweep then exits non-zero."""
         self.thread = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
 
     def start(self) -> None:
@@ -78,7 +85,8 @@ class TrackingWriter:
         try:
             self._connect()
         except Exception as err:  # noqa: BLE001  (tracking must not take the sweep down)
-            print(f"sweep: MLflow tracking disabled, cannot reach {self.uri}: {err}", file=sys.stderr)
+            self.failures.append(f"cannot reach {self.uri}: {first_line(err)}")
+            print(f"sweep: MLflow tracking disabled, cannot reach {self.uri}: {first_line(err)}", file=sys.stderr)
             while self.queue.get() is not None:
                 pass
             return
@@ -95,11 +103,19 @@ class TrackingWriter:
                 try:
                     self._handle(event, pending)
                 except Exception as err:  # noqa: BLE001
-                    print(f"sweep: MLflow logging failed for {event[0]} of {event[2]}: {err}", file=sys.stderr)
+                    self._failed(f"{event[0]} of trial {event[2]}", err)
             for run_id, metrics in pending.items():
-                self._log(run_id, metrics=metrics)
+                try:
+                    self._log(run_id, metrics=metrics)
+                except Exception as err:  # noqa: BLE001
+                    self._failed(f"metrics of run {run_id}", err)
             if stop:
                 return
+
+    def _failed(self, what: str, err: Exception) -> None:
+        self.failures.append(f"{what}: {first_line(err)}")
+        if len(self.failures) <= 3:  # a dead store fails every event: the first few say enough
+            print(f"sweep: MLflow logging failed for {what}: {first_line(err)}", file=sys.stderr)
 
     def _connect(self) -> None:
         self.client = client_for(self.uri)
@@ -122,6 +138,7 @@ class TrackingWriter:
                 "final": "auc" in run.data.metrics,
                 "config": run.data.tags.get("sweep.trial_config", ""),
                 "method": run.data.tags.get("method", ""),
+                "open": run.info.status == "RUNNING",
             }
 
     def _sweep_tags(self) -> dict[str, str]:
@@ -142,6 +159,10 @@ class TrackingWriter:
         if kind == "end":
             tags = {f"sweep.trials_{status.lower()}": str(n) for status, n in data["counts"].items()}
             self._log(self.parent_id, tags=tags)
+            for entry in self.runs.values():
+                if entry.get("open"):  # started, never completed: interrupted
+                    self._log(entry["run_id"], tags={"sweep.status": "interrupted"})
+                    self.client.set_terminated(entry["run_id"], "KILLED")
             self.client.set_terminated(self.parent_id, "FINISHED" if data["done"] else "KILLED")
             return
         entry = self._run(config, trial_id)
@@ -153,6 +174,7 @@ class TrackingWriter:
                 self._log(run_id, tags=tags)
             return
         self._log(run_id, metrics=pending.pop(run_id, []))  # what the trial reported before this event
+        entry["open"] = kind in ("start", "result", "tags")
         if kind == "start":
             self.client.update_run(run_id, status="RUNNING")
             self._log(run_id, tags={"ray.trial_id": trial_id, "sweep.status": "running"})
