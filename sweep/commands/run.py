@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if outcome.tracking_failures:
         console.print(
             f"[red]MLflow logging failed[/] ({len(outcome.tracking_failures)} events; first: "
-            f"{outcome.tracking_failures[0]}). The trials' results are in {outcome.path}; fix the store, "
-            f"then `sweep run {args.config} --resume` logs the trials it runs again"
+            f"{outcome.tracking_failures[0]}). The trials' results are in {outcome.path} (result.json and "
+            f"checkpoints per trial); fix the store and run the sweep again under a new name "
+            f"(--set sweep.name=NEW) to have MLflow hold them"
         )
     if outcome.interrupted:
         console.print(f"[yellow]interrupted[/]: continue with  {resume_command(args)}")

@@ -62,3 +62,13 @@ def test_bad_input_is_one_line_exit_2(checkpoint: Path, args: list[str], message
 def test_missing_checkpoint(tmp_path: Path, capsys) -> None:
     assert main(["eval", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--scales", "0,1e308"], "scales must be at most 1e+06"), (["--json", "."], "--json .: is a folder")],
+)
+def test_absurd_scales_and_a_folder_as_json(checkpoint: Path, args: list[str], message: str, capsys) -> None:
+    assert main(["eval", str(checkpoint), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
