@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from sweep.config import TRIAL_KEY, SweepConfig
+from sweep.config import TRIAL_KEY, SweepConfig, disk_full
 from sweep.execution.callback import MlflowTracker
 from sweep.execution.cluster import may_autoscale, prepare_cluster, reuse_actors
 from sweep.execution.results import SweepOutcome, row_of
@@ -84,6 +86,21 @@ def build_tuner(cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry
     )
 
 
+MIN_FREE = 100 * 2**20
+"""Free space a sweep's folder needs at the start: Ray's state, results and two checkpoints per trial."""
+
+
+def check_free_space(path: str, needed: int = MIN_FREE) -> None:
+    """DiskFull (one line naming the folder and the space needed) when a local storage path is short of space."""
+    if "://" in path:
+        return
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if shutil.disk_usage(folder).free < needed:
+        raise disk_full(folder, needed)
+
+
 def run_sweep(
     cfg: SweepConfig,
     *,
@@ -106,6 +123,7 @@ def run_sweep(
         if diff:
             raise SweepError(f"--resume: the config differs from the one sweep {cfg.name!r} started with at {diff}")
     sweep_id = state["id"] if state else uuid.uuid4().hex
+    check_free_space(path)
 
     start = time.perf_counter()
     start_ray(address)
@@ -129,7 +147,11 @@ def run_sweep(
     fit_start = time.perf_counter()
     quiet = {"RAY_AIR_NEW_OUTPUT": "0"} if verbose == 0 else {}  # the new output prints a header even at 0
     with environment(quiet):
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except Exception:
+            check_free_space(path, 2**20)  # Ray fails on a full disk in many ways: name the cause
+            raise
     end = time.perf_counter()
     outcome = SweepOutcome(cfg.name, path, end - start, startup, fit_seconds=end - fit_start)
     tracker = MlflowTracker.active  # the one Ray set up (a restored tuner unpickles its own)
