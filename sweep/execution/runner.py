@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
@@ -28,6 +29,17 @@ from sweep.execution.storage import (
     write_state,
 )
 from sweep.execution.trainable import TrialSpec, run_trial
+
+
+class NoTunerRestoreHint(logging.Filter):
+    """Ray ends an interrupted run with "Resume experiment with: Tuner.restore(...)": the sweep prints
+    its own `sweep run ... --resume` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.tune").addFilter(NoTunerRestoreHint())
 
 
 def trial_dirname(trial: Any) -> str:
