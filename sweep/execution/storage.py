@@ -28,7 +28,13 @@ def read_state(path: str) -> dict[str, Any] | None:
     if fs.get_file_info(f"{root}/{SWEEP_FILE}").type == pyarrow.fs.FileType.NotFound:
         return None
     with fs.open_input_stream(f"{root}/{SWEEP_FILE}") as f:
-        return json.loads(f.readall())
+        text = f.readall()
+    try:
+        return json.loads(text)
+    except ValueError:
+        from sweep.execution.runtime import SweepError
+
+        raise SweepError(f"{path}/{SWEEP_FILE} is not valid JSON (written by another tool?)") from None
 
 
 def write_state(path: str, state: dict[str, Any]) -> None:
