@@ -109,9 +109,12 @@ def resume_command(args: argparse.Namespace) -> str:
 def saved_config(cfg: Any) -> Any:
     """The config the sweep started with (its sweep.json), when there is one."""
     from sweep.config import build_sweep, split_raw
-    from sweep.execution import read_state, sweep_path
+    from sweep.execution import SweepError, read_state, sweep_path
 
-    state = read_state(sweep_path(cfg))
+    try:
+        state = read_state(sweep_path(cfg))
+    except SweepError as err:
+        raise CommandError(str(err)) from None
     if state is None:
         return cfg
     base, section = split_raw(state["config"])
