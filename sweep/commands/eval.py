@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.commands import CommandError
+from sweep.commands.train import add_threads_argument
 
 EDITABLE = ("noise", "eval", "data")
 """Config sections `--set` may change here (the model and its training are fixed by the checkpoint)."""
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", choices=("test", "val"), default="test", help="data split (default: test)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to evaluate")
     parser.add_argument("--json", metavar="OUT", help="also write the curve as JSON to this file")
+    add_threads_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -78,7 +80,7 @@ def eval_config(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
 
 def run(args: argparse.Namespace) -> int:
     from hardware import format_curve_table
-    from methods import resolve_device
+    from methods import resolve_device, use_threads
     from sweep.config import ConfigError, ExperimentConfig, validate
     from sweep.experiment import load_checkpoint, test_curve
     from zoo import build_data
@@ -97,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"data: {err}") from None
 
+    threads = use_threads(args.threads)
     curve = test_curve(model.to(device), data, cfg, split=args.split)
     shown = cfg.noise.model_dump(exclude_defaults=True, exclude={"name", "sigma"})
     noise = ", ".join(f"{k}={v}" for k, v in shown.items()) or "defaults"
     print(f"{args.checkpoint}: {cfg.model.name} ({cfg.method.name}) on {cfg.data.name}/{args.split}")
-    print(f"noise {cfg.noise.name}: {noise}")
+    print(f"noise {cfg.noise.name}: {noise}; {threads} thread(s)")
     print(format_curve_table(curve))
     if args.json:
         out = Path(args.json)

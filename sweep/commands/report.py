@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sweep.commands import CommandError
+from sweep.commands import CommandError, process_seconds
 from sweep.commands.run import wide_console
 
 
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(str(p) for p in files.values())
         + f" (also logged to parent run {report['parent'].info.run_id})"
     )
+    console.print(f"wall time {process_seconds():.1f} s")
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from sweep.commands import CommandError
+from sweep.commands import CommandError, process_seconds
 from sweep.commands.train import add_set_argument
 
 
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sweep.execution import SweepError, pareto_groups, run_sweep, summary_table
 
+    ready = process_seconds()
     try:
         outcome = run_sweep(
             cfg,
@@ -72,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"MLflow: {s.tracking.uri} (experiment {s.tracking.experiment!r}); Ray results: {outcome.path}\n"
         f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}"
+    )
+    total = process_seconds()
+    rest = total - ready - outcome.startup_seconds - outcome.fit_seconds
+    console.print(
+        f"wall time {total:.1f} s: imports and config {ready:.1f} s, Ray start-up {outcome.startup_seconds:.1f} s, "
+        f"trials {outcome.fit_seconds:.1f} s, the rest {rest:.1f} s"
     )
     if outcome.interrupted:
         console.print(f"[yellow]interrupted[/]: continue with  sweep run {args.config} --resume")
