@@ -12,6 +12,14 @@ overhead per trial in core-seconds. Each length runs twice: a report (with a che
 and with `sweep.report_interval: 1` (epochs batched into a report per second), since the epochs of
 this workload are short (~50 ms) and each report costs the trial ~10-20 ms.
 
+Wall-clock efficiency needs quiet cores: beside other work the trials get a fraction of a core and
+every figure drops. So the bench also counts CPU time, which other work does not inflate: the
+core-seconds that this process and every process it started (Ray's daemons, the trial workers)
+used during Tuner.fit, split into the trials' own CPU (`trial_cpu_seconds`), the rest of the
+workers (actor start, imports, Ray's per-trial work), the driver (Tune's loop, the MLflow writer)
+and Ray's daemons (raylet, GCS, agents); `cpu efficiency` = trials' CPU / all of it. The last line
+is JSON with the headline figures.
+
     python bench/sweep_efficiency.py [--trials 8] [--seconds 2 10] [--cores 2] [--report-interval 0 1]
 
 Target: efficiency >= 0.85 for trials of 10 s or more.
@@ -20,6 +28,7 @@ Target: efficiency >= 0.85 for trials of 10 s or more.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -54,6 +63,42 @@ def epoch_seconds(threads: int) -> float:
     return (times[-1] - times[0]) / (len(times) - 1)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of this process and all its descendants: pid -> (kind, seconds),
+    kind one of driver, worker (Ray worker processes), ray (Ray's daemons), other."""
+    parents, cpu, names = {}, {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        pid = int(entry)
+        parents[pid], cpu[pid], names[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, command
+    tree, stack = {}, [os.getpid()]
+    while stack:
+        pid = stack.pop()
+        command = names.get(pid, "")
+        kind = "driver" if pid == os.getpid() else "worker" if "ray::" in command and "Agent" not in command else "ray"
+        tree[pid] = (kind, cpu.get(pid, 0.0))
+        stack += [child for child, parent in parents.items() if parent == pid]
+    return tree
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """Core-seconds per kind of process between two `process_tree_cpu` snapshots."""
+    used: dict[str, float] = {}
+    for pid, (kind, seconds) in after.items():
+        used[kind] = used.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    return used
+
+
 def measure(
     trials: int, seconds: float, cores: int, per_epoch: float, folder: Path, report_interval: float
 ) -> dict[str, float]:
@@ -71,12 +116,23 @@ def measure(
         "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "bench"},
     }
     cfg = build_sweep({**BASE, "train": {**BASE["train"], "epochs": epochs}}, section, name)
+    before = process_tree_cpu()
     outcome = run_sweep(cfg, verbose=0)
+    used = cpu_used(before, process_tree_cpu())
     assert all(r["status"] == "finished" for r in outcome.rows), [r["error"] for r in outcome.rows]
     # the trial's own compute: its time in the trainable minus the time it waited on its reports
     compute = sum(r["metrics"]["trial_seconds"] - r["metrics"]["report_seconds"] for r in outcome.rows)
     budget = cores * outcome.fit_seconds
+    trial_cpu = sum(r["metrics"]["trial_cpu_seconds"] for r in outcome.rows)
+    total_cpu = sum(used.values())
     return {
+        "cpu_efficiency": trial_cpu / total_cpu,
+        "cpu_per_trial": {
+            "trial": trial_cpu / trials,
+            "worker_rest": (used.get("worker", 0.0) - trial_cpu) / trials,
+            "driver": used.get("driver", 0.0) / trials,
+            "ray_daemons": used.get("ray", 0.0) / trials,
+        },
         "epochs": epochs,
         "trial_mean": compute / trials,
         "wall": outcome.fit_seconds,
@@ -105,7 +161,8 @@ def main() -> None:
     print(f"{args.trials} trials of LeNet on digits on {args.cores} cores (1 CPU per trial, reuse_actors=True)")
     print(f"Ray start-up: {startup:.1f} s; one epoch in this process: {per_epoch * 1000:.0f} ms")
     header = f"{'target':>8} {'report every':>12} {'epochs':>6} {'trial (s)':>9} {'wall (s)':>8} {'efficiency':>10}"
-    print(header + f" {'overhead/trial':>15}")
+    print(header + f" {'overhead/trial':>15} {'cpu eff':>8}  core-s per trial: trial / worker rest / driver / ray")
+    figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         for seconds in args.seconds:
             for interval in args.report_interval:
@@ -113,9 +170,21 @@ def main() -> None:
                 every = "epoch" if interval == 0 else f"{interval:g} s"
                 print(
                     f"{seconds:>7g}s {every:>12} {r['epochs']:>6} {r['trial_mean']:>9.2f} {r['wall']:>8.1f} "
-                    f"{r['efficiency']:>10.2f} {r['overhead_per_trial']:>10.2f} core-s",
+                    f"{r['efficiency']:>10.2f} {r['overhead_per_trial']:>10.2f} core-s {r['cpu_efficiency']:>8.2f}  "
+                    + " / ".join(f"{v:.2f}" for v in r["cpu_per_trial"].values()),
                     flush=True,
                 )
+                figures[f"{seconds:g}s/{every}"] = {
+                    k: round(r[k], 3) for k in ("efficiency", "cpu_efficiency", "overhead_per_trial", "trial_mean")
+                }
+    print(json.dumps({"sweep_efficiency": figures, "ray_startup_s": round(startup, 2), "load_average": load()}))
+
+
+def load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from methods import (  # noqa: F401  (each import registers a method)
     noise_injection,
 )
 from methods.base import METHODS, Method, StepOutput, TrainContext, Trained
-from methods.train import Report, TrainResult, TrainState, make_loader, train
 from methods.threads import free_cores, parse_threads, use_threads
+from methods.train import Report, TrainResult, TrainState, make_loader, train
 from methods.train_config import TrainConfig, resolve_device
 
 

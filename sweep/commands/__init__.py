@@ -21,4 +21,3 @@ def process_seconds() -> float:
             return float(f.read().split()[0]) - started
     except (OSError, ValueError, IndexError):
         return time.perf_counter() - _IMPORTED
-
