@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -91,12 +92,31 @@ def process_tree_cpu() -> dict[int, tuple[str, float]]:
     return tree
 
 
-def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """Core-seconds per kind of process between two `process_tree_cpu` snapshots."""
-    used: dict[str, float] = {}
-    for pid, (kind, seconds) in after.items():
-        used[kind] = used.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
-    return used
+class CpuMeter:
+    """Samples `process_tree_cpu` every `period` seconds in a thread while in the `with` block, so the
+    trial workers that end inside it still count (up to their last sample); `used`: core-seconds per kind."""
+
+    def __init__(self, period: float = 0.25) -> None:
+        self.period, self.used = period, {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> CpuMeter:
+        self.before = process_tree_cpu()
+        self.last = dict(self.before)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.wait(self.period):
+            self.last.update(process_tree_cpu())
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.last.update(process_tree_cpu())
+        for pid, (kind, seconds) in self.last.items():
+            self.used[kind] = self.used.get(kind, 0.0) + seconds - self.before.get(pid, (kind, 0.0))[1]
 
 
 def measure(
@@ -116,9 +136,9 @@ def measure(
         "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "bench"},
     }
     cfg = build_sweep({**BASE, "train": {**BASE["train"], "epochs": epochs}}, section, name)
-    before = process_tree_cpu()
-    outcome = run_sweep(cfg, verbose=0)
-    used = cpu_used(before, process_tree_cpu())
+    with CpuMeter() as meter:
+        outcome = run_sweep(cfg, verbose=0)
+    used = meter.used
     assert all(r["status"] == "finished" for r in outcome.rows), [r["error"] for r in outcome.rows]
     # the trial's own compute: its time in the trainable minus the time it waited on its reports
     compute = sum(r["metrics"]["trial_seconds"] - r["metrics"]["report_seconds"] for r in outcome.rows)
