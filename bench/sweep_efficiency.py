@@ -109,12 +109,17 @@ class CpuMeter:
 
     def _sample(self) -> None:
         while not self.stop.wait(self.period):
-            self.last.update(process_tree_cpu())
+            self._update()
+
+    def _update(self) -> None:
+        for pid, (kind, seconds) in process_tree_cpu().items():
+            known = self.last.get(pid, (kind, 0.0))[0]  # a dying worker loses its name: keep the first kind
+            self.last[pid] = (known if known != "ray" else kind, seconds)
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
-        self.last.update(process_tree_cpu())
+        self._update()
         for pid, (kind, seconds) in self.last.items():
             self.used[kind] = self.used.get(kind, 0.0) + seconds - self.before.get(pid, (kind, 0.0))[1]
 

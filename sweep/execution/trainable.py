@@ -113,6 +113,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     final["report_seconds"] = clock["reporting"]  # waiting for the driver to take the reports, checkpoints
     final["trial_seconds"] = time.perf_counter() - start
     final["trial_cpu_seconds"] = time.process_time() - cpu_start  # all threads; ~ wall time on an idle core
+    final["worker_cpu_before_seconds"] = cpu_start  # the worker's CPU before this trial (its start-up, earlier trials)
     (folder / FINAL_FILE).write_text(json.dumps(final))
     tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(folder)))
     shutil.rmtree(folder, ignore_errors=True)
