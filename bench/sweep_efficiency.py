@@ -22,7 +22,7 @@ is JSON with the headline figures.
 
     python bench/sweep_efficiency.py [--trials 8] [--seconds 2 10] [--cores 2] [--report-interval 0 1]
 
-Target: efficiency >= 0.85 for trials of 10 s or more.
+Target (issue #12): efficiency >= 0.85 for 2-s trials and >= 0.95 for 10-s trials, on quiet cores.
 """
 
 from __future__ import annotations
