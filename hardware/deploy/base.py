@@ -1,0 +1,154 @@
+"""Deployment settings: how a trained network is judged on one chip, with that setting's own x axis.
+
+A setting is a pydantic plug-in (`hardware.registry.Plugin`): its fields are plain data, so it goes
+into a YAML config and MLflow as a dict (`to_dict`, `deploy_setting`). `evaluate` turns a prepared
+model and a data split into a `RobustnessCurve` whose x values (`CurvePoint.scale`) are the setting's
+axis values, with common random numbers: draw k comes from `draw_generator(seed, k)` at every axis
+value and for every model, so curves are paired across trials.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationError, field_validator
+from torch import Tensor, nn
+
+from hardware.evaluate import RobustnessCurve
+from hardware.noise.base import NoiseModel, noise_model, one_line
+from hardware.presets import preset
+from hardware.registry import Plugin, PluginRegistry
+
+LABEL_PATTERN = r"^[A-Za-z0-9_.-]+$"
+"""Labels become MLflow metric-name parts and file names: letters, digits, `_`, `.`, `-`."""
+
+
+class DeploySetting(Plugin):
+    """Base class: subclasses declare ``name: Literal[...]``, `axis`, `unit`, `values` and `evaluate`."""
+
+    axis: ClassVar[str]
+    """Short name of the x axis (e.g. ``sigma``, ``t``, ``zeta``)."""
+    log_axis: ClassVar[bool] = False
+    """The axis is read on a log scale (plots, `auc`)."""
+
+    label: str | None = Field(None, pattern=LABEL_PATTERN)
+    """The setting's column in the deployment matrix; None: `default_label`."""
+    values: list[float]
+    """The axis values, strictly increasing."""
+
+    @field_validator("values")
+    @classmethod
+    def _increasing(cls, values: list[float]) -> list[float]:
+        if not values or any(v < 0 or not math.isfinite(v) for v in values):
+            raise ValueError(f"must be a non-empty list of finite numbers >= 0 (got {values})")
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise ValueError(f"must be strictly increasing (got {values})")
+        if cls.log_axis and values[0] <= 0:
+            raise ValueError(f"must be > 0 on this log axis (got {values})")
+        return values
+
+    @property
+    @abstractmethod
+    def unit(self) -> str:
+        """What one unit on the axis means, for axis labels and table headers."""
+
+    @property
+    @abstractmethod
+    def default_label(self) -> str:
+        """The label when none is given (unique among the default settings of each member)."""
+
+    @property
+    def key(self) -> str:
+        """The setting's name in the deployment matrix, MLflow and report files."""
+        return self.label or self.default_label
+
+    @abstractmethod
+    def evaluate(
+        self,
+        model: nn.Module,
+        loader: Iterable[tuple[Tensor, Tensor]],
+        *,
+        samples: int,
+        seed: int,
+        target_ci: float | None = None,
+        max_samples: int | None = None,
+    ) -> RobustnessCurve:
+        """Accuracy of `model` on `loader` at each axis value; draw k from `draw_generator(seed, k)`.
+        The model's weights and train/eval mode are restored afterwards."""
+
+    def auc(self, curve: RobustnessCurve) -> float:
+        """The mean accuracy over the axis range: trapezoid area over the axis (over log10 of it on a
+        log axis) divided by its length. On a linear axis it equals `curve.auc`."""
+        xs = [math.log10(x) for x in curve.scales] if self.log_axis else curve.scales
+        means = curve.means
+        if len(xs) == 1:
+            return float(means[0])
+        area = sum((x1 - x0) * (m0 + m1) / 2 for x0, x1, m0, m1 in zip(xs, xs[1:], means, means[1:], strict=False))
+        return area / (xs[-1] - xs[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML data; `deploy_setting(s.to_dict()) == s`."""
+        return self.model_dump(mode="json")
+
+    def describe(self) -> dict[str, Any]:
+        """`to_dict` plus the key, axis and unit (stored as a curve's `noise` and logged as params)."""
+        return {"key": self.key, "axis": self.axis, "unit": self.unit, **self.to_dict()}
+
+    def axis_label(self) -> str:
+        """E.g. ``t (s after programming)``: the x label of plots and tables."""
+        return f"{self.axis} ({self.unit})"
+
+
+DEPLOY_SETTINGS: PluginRegistry[DeploySetting] = PluginRegistry("deployment setting")
+
+
+def deploy_setting(data: dict[str, Any] | DeploySetting) -> DeploySetting:
+    """A setting from its dict form (``{"name": ..., **fields}``); bad input raises one ValueError line
+    naming the field and the allowed values."""
+    if isinstance(data, DeploySetting):
+        return data
+    if not isinstance(data, dict) or "name" not in data:
+        raise ValueError(
+            f"deployment setting: name: missing (got {data!r}); allowed: {', '.join(DEPLOY_SETTINGS.names())}"
+        )
+    cls = DEPLOY_SETTINGS.get(data["name"])
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise one_line(err, f"deployment setting {data['name']!r}") from None
+
+
+def deploy_settings(items: Sequence[dict[str, Any] | DeploySetting]) -> list[DeploySetting]:
+    """Several settings; their keys must be unique (they name the matrix's columns)."""
+    settings = [deploy_setting(item) for item in items]
+    keys = [s.key for s in settings]
+    for i, key in enumerate(keys):
+        if key in keys[:i]:
+            raise ValueError(f"deployment settings: label: {key!r} is used twice; give one of them another label")
+    return settings
+
+
+def setting_names() -> list[str]:
+    return DEPLOY_SETTINGS.names()
+
+
+# ------------------------------------------------------------------------------ noise specs
+
+
+def build_noise(spec: dict[str, Any]) -> NoiseModel:
+    """A noise model from ``{"name": NAME, **fields}`` or ``{"preset": NAME, **overrides}`` (the config's
+    `noise:` forms); errors are one-line ValueErrors."""
+    params = dict(spec)
+    if "preset" in params:
+        return preset(params.pop("preset"), **params)
+    if "name" not in params:
+        raise ValueError(f"noise: needs `name` (a noise model) or `preset` (got {spec!r})")
+    return noise_model(params.pop("name"), **params)
+
+
+def noise_key(spec: dict[str, Any]) -> str:
+    """The preset's or the noise model's name."""
+    return str(spec.get("preset", spec.get("name")))
