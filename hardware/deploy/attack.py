@@ -26,20 +26,18 @@ def analog_weights(model: nn.Module, digital_first: bool = False, digital_last: 
     return noisy_parameters(model, flags)
 
 
-def _loss_and_grads(
+def _loss_grads(
     model: nn.Module, batches: Batches, weights: dict[str, Tensor], delta: dict[str, Tensor]
-) -> tuple[float, list[Tensor]]:
-    """The mean cross-entropy over all batches at weights + delta, and its gradient w.r.t. delta."""
+) -> list[Tensor]:
+    """The gradient w.r.t. delta of the mean cross-entropy over all batches at weights + delta."""
     total = sum(len(y) for _, y in batches)
     grads = [torch.zeros_like(d) for d in delta.values()]
-    loss_sum = 0.0
     for x, y in batches:
         star = {n: in_layout_of(w.detach() + delta[n], w).requires_grad_() for n, w in weights.items()}
         loss = F.cross_entropy(functional_call(model, star, (x,)), y, reduction="sum") / total
         for g, dg in zip(grads, torch.autograd.grad(loss, list(star.values())), strict=True):
             g.add_(dg)
-        loss_sum += float(loss)
-    return loss_sum, grads
+    return grads
 
 
 def weight_attack(
@@ -78,7 +76,7 @@ def weight_attack(
     step = step_scale / steps
     with torch.enable_grad():
         for _ in range(steps):
-            _, grads = _loss_and_grads(model, batches, weights, delta)
+            grads = _loss_grads(model, batches, weights, delta)
             for (n, d), g in zip(delta.items(), grads, strict=True):
                 d.add_(step * bound[n] * g.sign())
                 torch.minimum(torch.maximum(d, -bound[n]), bound[n], out=d)
@@ -127,6 +125,9 @@ class WeightAttack(DeploySetting):
     def unit(self) -> str:
         return "relative |δ|/|θ|, worst case"
 
+    def draws(self, samples: int) -> int:
+        return self.starts
+
     @property
     def default_label(self) -> str:
         return "attack"
@@ -155,8 +156,14 @@ class WeightAttack(DeploySetting):
                     accs = []
                     for k in range(self.starts):
                         delta = weight_attack(
-                            model, batches, weights, zeta, steps=self.steps, step_scale=self.step_scale,
-                            start=self.start, generator=draw_generator(seed, k, device),
+                            model,
+                            batches,
+                            weights,
+                            zeta,
+                            steps=self.steps,
+                            step_scale=self.step_scale,
+                            start=self.start,
+                            generator=draw_generator(seed, k, device),
                         )
                         accs.append(accuracy_at(model, batches, weights, delta))
                 points.append(CurvePoint.from_accuracies(zeta, accs, deterministic=zeta == 0))

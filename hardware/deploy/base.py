@@ -79,6 +79,10 @@ class DeploySetting(Plugin):
         """Accuracy of `model` on `loader` at each axis value; draw k from `draw_generator(seed, k)`.
         The model's weights and train/eval mode are restored afterwards."""
 
+    def draws(self, samples: int) -> int:
+        """Draws per random axis value when the evaluation asks for `samples` (before `target_ci`)."""
+        return samples
+
     def auc(self, curve: RobustnessCurve) -> float:
         """The mean accuracy over the axis range: trapezoid area over the axis (over log10 of it on a
         log axis) divided by its length. On a linear axis it equals `curve.auc`."""
