@@ -8,6 +8,7 @@ from hardware.deploy.base import (
     build_noise,
     deploy_setting,
     deploy_settings,
+    format_setting_table,
     setting_names,
 )
 from hardware.deploy.flatness import Flatness, hessian_max_eigenvalue
@@ -25,6 +26,7 @@ __all__ = [
     "build_noise",
     "deploy_setting",
     "deploy_settings",
+    "format_setting_table",
     "hessian_max_eigenvalue",
     "setting_names",
     "sigma_unit",

@@ -105,6 +105,30 @@ class DeploySetting(Plugin):
         """E.g. ``t (s after programming)``: the x label of plots and tables."""
         return f"{self.axis} ({self.unit})"
 
+    def format_value(self, x: float) -> str:
+        """An axis value for tables and tick labels."""
+        return f"{x:.4g}"
+
+
+def format_setting_table(setting: DeploySetting, curve: RobustnessCurve) -> str:
+    """The curve as a plain-text table (accuracies in %) headed by the setting's key, axis and unit,
+    with the setting's AUC below it."""
+    width = max(8, *(len(setting.format_value(x)) for x in curve.scales))
+    lines = [
+        f"{setting.key}: {setting.axis_label()}",
+        f"{setting.axis:>{width}}  {'draws':>5}  {'mean %':>7}  {'CI95 +-':>7}  {'min %':>7}",
+    ]
+    for p in curve.points:
+        lines.append(
+            f"{setting.format_value(p.scale):>{width}}  {p.n_draws:>5d}  {100 * p.mean:>7.2f}  "
+            f"{100 * p.ci95:>7.2f}  {100 * p.min:>7.2f}"
+        )
+    scale = ", log axis" if setting.log_axis else ""
+    lines.append(
+        f"seed {curve.seed}: AUC (mean accuracy over the {setting.axis} range{scale}) {100 * setting.auc(curve):.2f}%"
+    )
+    return "\n".join(lines)
+
 
 DEPLOY_SETTINGS: PluginRegistry[DeploySetting] = PluginRegistry("deployment setting")
 

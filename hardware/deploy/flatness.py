@@ -22,6 +22,7 @@ class Flatness:
     rel_change: float
     """|lambda_k - lambda_{k-1}| / |lambda_k| at the last iteration: how far from converged it is."""
     iterations: int
+    """Power iterations done (fewer than asked when it converged to `tol`)."""
     examples: int
     """Examples in the loss (the first batches of the loader)."""
 
@@ -35,6 +36,7 @@ def hessian_max_eigenvalue(
     *,
     batches: int = 4,
     iterations: int = 20,
+    tol: float | None = 1e-4,
     seed: int = 0,
 ) -> Flatness:
     r"""Sharpness of the minimum the model sits in: lambda_max of H = d^2 L / d theta^2, with
@@ -45,7 +47,8 @@ def hessian_max_eigenvalue(
     training split so that every trial is measured on the same examples), theta = all parameters of
     the model, evaluated in eval mode (BatchNorm's running statistics, no dropout: the deployed
     function). Power iteration v <- Hv / |Hv| from v_0 ~ N(0, I) (seeded by `seed`) on exact
-    Hessian-vector products (double backward), `iterations` times; lambda = v^T H v.
+    Hessian-vector products (double backward), at most `iterations` times, stopping early once
+    lambda changes by less than `tol` (relative); lambda = v^T H v.
 
     The measure of Keskar et al., "On large-batch training for deep learning: generalization gap and
     sharp minima" (ICLR 2017), computed as in Yao et al., "PyHessian" (IEEE BigData 2020). Power
@@ -67,17 +70,19 @@ def hessian_max_eigenvalue(
 
     was_training = model.training
     model.eval()
-    lam, previous = math.nan, math.nan
+    lam, rel, done = math.nan, math.nan, 0
     try:
         with torch.enable_grad():
-            for _ in range(iterations):
+            while done < iterations:
                 hv = _hvp(model, data, total, params, v)
                 lam, previous = float(sum((a * b).sum() for a, b in zip(v, hv, strict=True))), lam
-                v = _normalized(hv)
+                v, done = _normalized(hv), done + 1
+                rel = abs(lam - previous) / abs(lam) if lam != 0 else math.nan  # NaN after the first
+                if tol is not None and rel < tol:
+                    break
     finally:
         model.train(was_training)
-    rel = abs(lam - previous) / abs(lam) if lam != 0 and not math.isnan(previous) else math.nan
-    return Flatness(lam, rel, iterations, total)
+    return Flatness(lam, rel, done, total)
 
 
 def _normalized(v: list[Tensor]) -> list[Tensor]:

@@ -15,6 +15,7 @@ from hardware.noise.base import NoiseModel
 
 SECOND, HOUR, DAY = 1.0, 3600.0, 86400.0
 MONTH, YEAR = 30 * DAY, 365 * DAY
+DURATIONS = (("y", YEAR), ("d", DAY), ("h", HOUR), ("min", 60.0), ("s", SECOND))
 
 
 @DEPLOY_SETTINGS.add
@@ -60,6 +61,13 @@ class PcmTime(DeploySetting):
     @property
     def unit(self) -> str:
         return "s after programming" + ("" if self.drift_compensation else ", no drift compensation")
+
+    def format_value(self, x: float) -> str:
+        """Seconds in the largest unit that fits: 1 s, 1 h, 1 d, 30 d, 1 y."""
+        for unit, seconds in DURATIONS:
+            if x >= seconds:
+                return f"{x / seconds:.3g} {unit}"
+        return f"{x:.3g} s"
 
     @property
     def default_label(self) -> str:

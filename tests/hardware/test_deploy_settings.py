@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -12,7 +13,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardware.apply
-from hardware.deploy import DEPLOY_SETTINGS, DeploySetting, deploy_setting, deploy_settings, setting_names
+from hardware import CurvePoint, RobustnessCurve
+from hardware.deploy import (
+    DEPLOY_SETTINGS,
+    DeploySetting,
+    deploy_setting,
+    deploy_settings,
+    format_setting_table,
+    setting_names,
+)
 
 NAMES = setting_names()
 
@@ -105,6 +114,23 @@ def test_curve_on_the_axis_and_model_restored(name: str) -> None:
     assert all(p.n_draws in (1, setting.draws(3)) for p in curve.points)
     assert min(curve.means) < 1.0  # the setting does perturb the model that labelled the data
     assert setting.auc(curve) == pytest.approx(setting.auc(type(curve).from_dict(curve.to_dict())))
+    table = format_setting_table(setting, curve).splitlines()
+    assert table[0] == f"{setting.key}: {setting.axis_label()}" and table[1].split()[0] == setting.axis
+    assert len(table) == len(setting.values) + 3 and f"{100 * setting.auc(curve):.2f}%" in table[-1]
+
+
+def test_auc_is_over_log_time_and_times_read_as_durations() -> None:
+    setting = deploy_setting({"name": "pcm_time", "values": [1.0, 3600.0, 86400.0, 2592000.0, 31536000.0]})
+    assert [setting.format_value(t) for t in setting.values] == ["1 s", "1 h", "1 d", "30 d", "1 y"]
+    means = [1.0, 0.8, 0.6, 0.4, 0.2]
+    points = [CurvePoint.from_accuracies(t, [a], True) for t, a in zip(setting.values, means, strict=True)]
+    curve = RobustnessCurve(setting.describe(), 0, points)
+    logs = np.log10(setting.values)
+    assert setting.auc(curve) == pytest.approx(np.trapezoid(means, logs) / (logs[-1] - logs[0]))
+    assert curve.auc < setting.auc(curve)  # the linear AUC is dominated by the last month to a year
+    linear = deploy_setting({"name": "sigma", "values": [0.0, 0.1, 0.4]})
+    flat = RobustnessCurve({}, 0, [CurvePoint.from_accuracies(s, [1 - s], True) for s in linear.values])
+    assert linear.auc(flat) == pytest.approx(flat.auc)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -98,8 +98,10 @@ def test_flatness_is_finite_positive_and_deterministic(trained) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     first = hessian_max_eigenvalue(model, train_loader, seed=3)
     assert math.isfinite(first.lambda_max) and first.lambda_max > 0
-    assert first.examples == 1024 and first.iterations == 20 and first.rel_change < 0.05
+    assert first.examples == 1024 and (first.rel_change < 1e-4 or first.iterations == 20)
     assert hessian_max_eigenvalue(model, train_loader, seed=3) == first
+    full = hessian_max_eigenvalue(model, train_loader, seed=3, iterations=first.iterations + 5, tol=None)
+    assert full.iterations == first.iterations + 5 and full.lambda_max == pytest.approx(first.lambda_max, rel=1e-3)
     assert hessian_max_eigenvalue(model, train_loader, seed=4).lambda_max == pytest.approx(first.lambda_max, rel=0.05)
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -122,6 +124,6 @@ def test_flatness_matches_the_exact_hessian_of_a_tiny_network() -> None:
     eigenvalues = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat))
     top = eigenvalues[eigenvalues.abs().argmax()]
     loader = DataLoader(list(zip(x, y, strict=True)), batch_size=16)  # three batches, unequal sizes
-    result = hessian_max_eigenvalue(model, loader, batches=3, iterations=300)
+    result = hessian_max_eigenvalue(model, loader, batches=3, iterations=300, tol=None)
     assert result.examples == 40
     assert result.lambda_max == pytest.approx(float(top), rel=1e-3)
