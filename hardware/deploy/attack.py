@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import ClassVar, Literal
 
 import torch
@@ -12,12 +11,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from hardware.apply import draw_generator, noisy_parameters
-from hardware.deploy.base import DEPLOY_SETTINGS, DeploySetting
-from hardware.evaluate import CurvePoint, RobustnessCurve, accuracy
+from hardware.deploy.base import DEPLOY_SETTINGS, Batches, DeploySetting, DrawPlan
+from hardware.evaluate import CurvePoint, accuracy
 from hardware.layout import in_layout_of
 from hardware.noise.base import noise_model
-
-Batches = list[tuple[Tensor, Tensor]]
 
 
 def analog_weights(model: nn.Module, digital_first: bool = False, digital_last: bool = False) -> dict[str, Tensor]:
@@ -132,41 +129,21 @@ class WeightAttack(DeploySetting):
     def default_label(self) -> str:
         return "attack"
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        loader: Iterable[tuple[Tensor, Tensor]],
-        *,
-        samples: int,
-        seed: int,
-        target_ci: float | None = None,
-        max_samples: int | None = None,
-    ) -> RobustnessCurve:
+    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
         device = next(model.parameters()).device
-        batches = [(x.to(device), y.to(device)) for x, y in loader]
-        was_training = model.training
-        model.eval()
-        try:
-            weights = analog_weights(model, self.digital_first, self.digital_last)
-            points = []
-            for zeta in self.values:
-                if zeta == 0:
-                    accs = [accuracy(model, batches)]
-                else:
-                    accs = []
-                    for k in range(self.starts):
-                        delta = weight_attack(
-                            model,
-                            batches,
-                            weights,
-                            zeta,
-                            steps=self.steps,
-                            step_scale=self.step_scale,
-                            start=self.start,
-                            generator=draw_generator(seed, k, device),
-                        )
-                        accs.append(accuracy_at(model, batches, weights, delta))
-                points.append(CurvePoint.from_accuracies(zeta, accs, deterministic=zeta == 0))
-        finally:
-            model.train(was_training)
-        return RobustnessCurve(self.describe(), seed, points)
+        batches = [(x.to(device), y.to(device)) for x, y in batches]
+        weights = analog_weights(model, self.digital_first, self.digital_last)
+        points = []
+        for zeta in self.values:
+            if zeta == 0:
+                accs = [accuracy(model, batches)]
+            else:
+                accs = []
+                for k in range(self.starts):
+                    delta = weight_attack(
+                        model, batches, weights, zeta, steps=self.steps, step_scale=self.step_scale,
+                        start=self.start, generator=draw_generator(plan.seed, k, device),
+                    )  # fmt: skip
+                    accs.append(accuracy_at(model, batches, weights, delta))
+            points.append(CurvePoint.from_accuracies(zeta, accs, deterministic=zeta == 0))
+        return points

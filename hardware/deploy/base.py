@@ -12,22 +12,45 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator
 from torch import Tensor, nn
 
-from hardware.evaluate import RobustnessCurve
+from hardware.evaluate import CurvePoint, RobustnessCurve, area_under_curve
 from hardware.noise.base import NoiseModel, noise_model, one_line
 from hardware.presets import preset
 from hardware.registry import Plugin, PluginRegistry
+
+Batches = list[tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class DrawPlan:
+    """How many Monte Carlo draws, from which seed: the evaluation config's `samples`, `seed`,
+    `target_ci` and `max_samples` (the arguments of `robustness_curve`)."""
+
+    samples: int
+    seed: int
+    target_ci: float | None = None
+    max_samples: int | None = None
+
+    def curve_args(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "seed": self.seed,
+            "target_ci": self.target_ci,
+            "max_samples": self.max_samples,
+        }
+
 
 LABEL_PATTERN = r"^[A-Za-z0-9_.-]+$"
 """Labels become MLflow metric-name parts and file names: letters, digits, `_`, `.`, `-`."""
 
 
 class DeploySetting(Plugin):
-    """Base class: subclasses declare ``name: Literal[...]``, `axis`, `unit`, `values` and `evaluate`."""
+    """Base class: subclasses declare ``name: Literal[...]``, `axis`, `unit`, `values` and `points`."""
 
     axis: ClassVar[str]
     """Short name of the x axis (e.g. ``sigma``, ``t``, ``zeta``)."""
@@ -66,6 +89,9 @@ class DeploySetting(Plugin):
         return self.label or self.default_label
 
     @abstractmethod
+    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
+        """One point per axis value (`CurvePoint.scale` = the value); `model` is in eval mode."""
+
     def evaluate(
         self,
         model: nn.Module,
@@ -76,8 +102,18 @@ class DeploySetting(Plugin):
         target_ci: float | None = None,
         max_samples: int | None = None,
     ) -> RobustnessCurve:
-        """Accuracy of `model` on `loader` at each axis value; draw k from `draw_generator(seed, k)`.
-        The model's weights and train/eval mode are restored afterwards."""
+        """Accuracy of `model` on `loader` at each axis value; draw k from `draw_generator(seed, k)`
+        (`samples` draws per random point, or until the 95% CI half-width is `target_ci`, at most
+        `max_samples`, where the setting draws at random). The curve's `noise` is `describe()`. The
+        model's weights and train/eval mode are restored afterwards."""
+        plan = DrawPlan(samples, seed, target_ci, max_samples)
+        batches = list(loader)  # one pass over the loader serves every axis value
+        was_training = model.training
+        model.eval()
+        try:
+            return RobustnessCurve(self.describe(), seed, self.points(model, batches, plan))
+        finally:
+            model.train(was_training)
 
     def draws(self, samples: int) -> int:
         """Draws per random axis value when the evaluation asks for `samples` (before `target_ci`)."""
@@ -87,11 +123,7 @@ class DeploySetting(Plugin):
         """The mean accuracy over the axis range: trapezoid area over the axis (over log10 of it on a
         log axis) divided by its length. On a linear axis it equals `curve.auc`."""
         xs = [math.log10(x) for x in curve.scales] if self.log_axis else curve.scales
-        means = curve.means
-        if len(xs) == 1:
-            return float(means[0])
-        area = sum((x1 - x0) * (m0 + m1) / 2 for x0, x1, m0, m1 in zip(xs, xs[1:], means, means[1:], strict=False))
-        return area / (xs[-1] - xs[0])
+        return area_under_curve(xs, curve.means)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML data; `deploy_setting(s.to_dict()) == s`."""
@@ -138,7 +170,7 @@ def deploy_setting(data: dict[str, Any] | DeploySetting) -> DeploySetting:
     naming the field and the allowed values."""
     if isinstance(data, DeploySetting):
         return data
-    if not isinstance(data, dict) or "name" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise ValueError(
             f"deployment setting: name: missing (got {data!r}); allowed: {', '.join(DEPLOY_SETTINGS.names())}"
         )

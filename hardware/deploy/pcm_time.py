@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
-from torch import Tensor, nn
+from torch import nn
 
-from hardware.deploy.base import DEPLOY_SETTINGS, DeploySetting, build_noise, noise_key
-from hardware.evaluate import RobustnessCurve, robustness_curve
+from hardware.deploy.base import DEPLOY_SETTINGS, Batches, DeploySetting, DrawPlan, build_noise, noise_key
+from hardware.evaluate import CurvePoint, robustness_curve
 from hardware.noise.base import NoiseModel
 
 SECOND, HOUR, DAY = 1.0, 3600.0, 86400.0
@@ -74,22 +73,10 @@ class PcmTime(DeploySetting):
         base = noise_key(self.noise).removesuffix("_1h").removesuffix("_1d")
         return base + ("" if self.drift_compensation else "_nocomp")
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        loader: Iterable[tuple[Tensor, Tensor]],
-        *,
-        samples: int,
-        seed: int,
-        target_ci: float | None = None,
-        max_samples: int | None = None,
-    ) -> RobustnessCurve:
-        loader = list(loader)  # one pass over a one-shot iterable serves every t
+    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
         points = []
         for t in self.values:
             noise = self.noise_at(t)
-            curve = robustness_curve(
-                model, loader, noise, [noise.sigma], samples, seed, target_ci=target_ci, max_samples=max_samples
-            )
+            curve = robustness_curve(model, batches, noise, [noise.sigma], **plan.curve_args())
             points.append(dataclasses.replace(curve.points[0], scale=t))
-        return RobustnessCurve(self.describe(), seed, points)
+        return points

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
-from torch import Tensor, nn
+from torch import nn
 
-from hardware.deploy.base import DEPLOY_SETTINGS, DeploySetting, build_noise, noise_key
-from hardware.evaluate import RobustnessCurve, robustness_curve
+from hardware.deploy.base import DEPLOY_SETTINGS, Batches, DeploySetting, DrawPlan, build_noise, noise_key
+from hardware.evaluate import CurvePoint, robustness_curve
 from hardware.noise.base import NoiseModel
 
 SIGMA_UNITS: dict[str, str] = {
@@ -63,17 +62,5 @@ class SigmaSweep(DeploySetting):
     def default_label(self) -> str:
         return noise_key(self.noise)
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        loader: Iterable[tuple[Tensor, Tensor]],
-        *,
-        samples: int,
-        seed: int,
-        target_ci: float | None = None,
-        max_samples: int | None = None,
-    ) -> RobustnessCurve:
-        curve = robustness_curve(
-            model, loader, self.noise_model(), self.values, samples, seed, target_ci=target_ci, max_samples=max_samples
-        )
-        return RobustnessCurve(self.describe(), curve.seed, curve.points)
+    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
+        return robustness_curve(model, batches, self.noise_model(), self.values, **plan.curve_args()).points

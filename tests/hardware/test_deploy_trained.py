@@ -73,7 +73,9 @@ def test_attack_stays_in_the_box_is_deterministic_and_leaves_the_weights(trained
     assert all((delta[n].abs() <= 0.05 * w.detach().abs()).all() for n, w in weights.items())
     assert all(torch.equal(delta[n], d) for n, d in attack(0.05, 1).items())
     assert not all(torch.equal(delta[n], d) for n, d in attack(0.05, 2).items())
-    assert all(not d.any() for d in attack(0.0, 1).values())
+    zero = attack(0.0, 1)
+    assert all(not d.any() for d in zero.values())
+    assert accuracy_at(model, batches, weights, zero) == hardware.accuracy(model, test)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     analog = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     assert set(weights) == analog and len(analog) == 4  # conv1, conv2, fc1, head; no BatchNorm, no bias
