@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator
@@ -37,12 +37,7 @@ class DrawPlan:
     max_samples: int | None = None
 
     def curve_args(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples,
-            "seed": self.seed,
-            "target_ci": self.target_ci,
-            "max_samples": self.max_samples,
-        }
+        return asdict(self)
 
 
 LABEL_PATTERN = r"^[A-Za-z0-9_.-]+$"

@@ -12,8 +12,9 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import hardware
 import hardware.apply
-from hardware import CurvePoint, RobustnessCurve
+from hardware import CurvePoint, RobustnessCurve, robustness_curve
 from hardware.deploy import (
     DEPLOY_SETTINGS,
     DeploySetting,
@@ -117,6 +118,16 @@ def test_curve_on_the_axis_and_model_restored(name: str) -> None:
     table = format_setting_table(setting, curve).splitlines()
     assert table[0] == f"{setting.key}: {setting.axis_label()}" and table[1].split()[0] == setting.axis
     assert len(table) == len(setting.values) + 3 and f"{100 * setting.auc(curve):.2f}%" in table[-1]
+
+
+def test_sigma_setting_of_the_training_noise_is_todays_curve() -> None:
+    noise = hardware.noise_model("lognormal", sigma=0.2, digital_first=True)
+    setting = deploy_setting({"name": "sigma", "noise": noise.model_dump(mode="json", exclude={"sigma"})})
+    loader, model = make_loader(), make_model(0)
+    today = robustness_curve(model, loader, noise, setting.values, 4, 9, target_ci=0.05, max_samples=12)
+    curve = setting.evaluate(model, loader, samples=4, seed=9, target_ci=0.05, max_samples=12)
+    assert [p.accuracies for p in curve.points] == [p.accuracies for p in today.points]
+    assert setting.key == "lognormal" and setting.unit == "σ of ln w, w·exp(σz)"
 
 
 def test_auc_is_over_log_time_and_times_read_as_durations() -> None:
