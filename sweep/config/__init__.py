@@ -7,7 +7,14 @@ from sweep.config.errors import ConfigError, Strict, format_error, validate
 from sweep.config.experiment import EvalConfig, ExperimentConfig, allowed_names
 from sweep.config.files import apply_overrides, parse_overrides, read_yaml, set_key
 from sweep.config.load import SweepConfig, build_sweep, load_config, load_sweep, split_raw
-from sweep.config.section import SELECT_METRICS, ResourcesConfig, SweepSection
+from sweep.config.section import (
+    SELECT_METRICS,
+    ResourcesConfig,
+    SweepSection,
+    parse_setting_metric,
+    setting_metric,
+    value_label,
+)
 from sweep.config.space import GROUP, TRIAL_KEY, SearchSpace, overrides
 
 __all__ = [
@@ -31,9 +38,12 @@ __all__ = [
     "load_config",
     "load_sweep",
     "overrides",
+    "parse_setting_metric",
     "parse_overrides",
     "read_yaml",
     "set_key",
+    "setting_metric",
     "split_raw",
     "validate",
+    "value_label",
 ]

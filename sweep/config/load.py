@@ -17,7 +17,7 @@ from sweep.config.claim import check_claim
 from sweep.config.errors import ConfigError, format_error, validate
 from sweep.config.experiment import ExperimentConfig
 from sweep.config.files import apply_overrides, read_yaml
-from sweep.config.section import SweepSection
+from sweep.config.section import SweepSection, parse_setting_metric, value_label
 from sweep.config.space import SearchSpace
 
 
@@ -64,6 +64,7 @@ def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name:
     except ValidationError as err:
         prefix = "sweep." if err.errors()[0]["loc"] else "sweep: "
         raise ConfigError(prefix + format_error(SweepSection, err)) from None
+    check_selection(section, experiment)
     name = section.name or re.sub(r"[^A-Za-z0-9_.-]", "-", default_name) or "sweep"
     space = SearchSpace.from_section(section, base)
     space.check()
@@ -84,6 +85,25 @@ def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name:
             f"for ASHA to stop anything"
         )
     return SweepConfig(name, base, experiment, section)
+
+
+def check_selection(section: SweepSection, experiment: ExperimentConfig) -> None:
+    """A selection metric that names a deployment setting names one of `eval.deploy` (and one of its
+    axis values)."""
+    settings = {s.key: s for s in experiment.eval.settings()}
+    for metric in section.search.metrics:
+        parsed = parse_setting_metric(metric)
+        if parsed is None:
+            continue
+        key, value = parsed
+        if key not in settings:
+            allowed = ", ".join(settings) or "none: eval.deploy is empty"
+            raise ConfigError(f"sweep.search.metric: {metric!r} names no setting of eval.deploy; settings: {allowed}")
+        if value is not None and value not in settings[key].values:
+            values = ", ".join(value_label(v) for v in settings[key].values)
+            raise ConfigError(
+                f"sweep.search.metric: {metric!r}: {value_label(value)} is not on {key}'s axis; values: {values}"
+            )
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:

@@ -41,7 +41,12 @@ def build_tuner(
     space = cfg.space
     r = cfg.section.resources
     threads = max(1, int(r.cpus_per_trial))
-    spec = TrialSpec(space, threads if free is None else max(1, min(threads, free)), cfg.section.report_interval)
+    spec = TrialSpec(
+        space,
+        threads if free is None else max(1, min(threads, free)),
+        cfg.section.report_interval,
+        selection=frozenset(cfg.section.search.setting_keys()),
+    )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec), {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     )

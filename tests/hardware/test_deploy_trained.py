@@ -13,10 +13,8 @@ from torch.utils.data import DataLoader
 import hardware
 from hardware.deploy import PcmTime, WeightAttack, analog_weights, hessian_max_eigenvalue, weight_attack
 from hardware.deploy.attack import accuracy_at
-from methods import METHODS
-from methods.datasets import load_dataset
-from methods.models import build_model
-from methods.train import TrainConfig, make_loader, train
+from methods import METHODS, TrainConfig, make_loader, train
+from zoo import build_model, load_dataset
 
 
 @pytest.fixture(scope="module")
