@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output folder (default: report/<sweep name>)")
     parser.add_argument(
         "--metric",
-        choices=["val_auc", "val_noisy_acc", "val_acc"],
-        help="validation metric that picks each method's hyperparameters (default: the sweep's)",
+        type=selection_metric,
+        help="validation metric that picks each method's hyperparameters: val_auc, val_noisy_acc, val_acc, "
+        "or a deployment setting's val_auc:KEY / val_acc:KEY:VALUE (default: the sweep's)",
     )
     parser.add_argument(
         "--reference",
@@ -34,6 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--results", help="also write the README's tables to RESULTS/<sweep>.md (and claims.md), e.g. docs/results"
     )
     parser.set_defaults(func=run)
+
+
+def selection_metric(text: str) -> str:
+    from sweep.config import SELECT_METRICS, parse_setting_metric
+
+    if text in SELECT_METRICS or parse_setting_metric(text) is not None:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: allowed: {', '.join(SELECT_METRICS)}, val_auc:KEY, val_acc:KEY:VALUE (KEY a setting of eval.deploy)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    print_settings(console, report)
     print_decisions(console, report, report["reference"])
     files = report["files"]
     console.print(
@@ -109,6 +121,30 @@ def print_decisions(console: Any, report: dict[str, Any], reference: str) -> Non
         for column in header:
             left = column in ("comparison", "metric", "verdict", "paper")
             table.add_column(column, justify="left" if left else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def print_settings(console: Any, report: dict[str, Any]) -> None:
+    """One table per deployment setting (axis and unit in the title), then the deployment matrix."""
+    from rich.table import Table
+
+    from sweep.report import matrix_rows, setting_rows
+
+    settings = report["settings"]
+    tables = []
+    for s in settings:
+        title = f"{s.setting.key}: test accuracy (%) vs {s.setting.axis_label()}, mean ± 95% CI over seeds"
+        tables.append((title, None, *setting_rows(s)))
+    if settings:
+        title = "deployment matrix: test AUC (%) per setting (over log10 t on the time axis), mean ± 95% CI over seeds"
+        caption = "*: the best mean per column; every column's axis and unit in deploy.md"
+        tables.append((title, caption, *matrix_rows(report["summaries"], settings, mark=("[bold]", " *[/]"))))
+    for title, caption, header, rows in tables:
+        table = Table(title=title, caption=caption)
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
         for row in rows:
             table.add_row(*row)
         console.print(table)

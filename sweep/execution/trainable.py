@@ -54,6 +54,8 @@ class TrialSpec:
     report_seconds: float = 0.0
     """Least time between two reports (each with a checkpoint); 0: every epoch. The epochs in between
     travel in the next report's `history`, so every epoch still reaches MLflow."""
+    selection: frozenset[str] = frozenset()
+    """Keys of the deployment settings the selection metric names: evaluated on validation too."""
 
 
 _DATA: dict[str, DataSplits] = {}  # per worker process; reused actors keep it between trials

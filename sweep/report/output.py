@@ -11,6 +11,7 @@ from typing import Any
 
 from sweep.config import Claim
 from sweep.plots import plot_bands, plot_pareto
+from sweep.report.deploy import deploy_markdown, plot_settings, summarize_settings, sweep_settings, write_deploy_csv
 from sweep.report.results import compose, write_results
 from sweep.report.summary import MethodSummary, load_runs, summarize
 from sweep.report.verdicts import claim_rows, compare, pct, verdict_rows
@@ -125,8 +126,9 @@ def make_report(
     scale: float | None = None,
     results: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png into `out`,
-    log them to the parent run under `report/`; with `results`, also the README's tables
+    """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png (with deployment
+    settings also deploy.md, deploy.csv, deploy.png) into `out`, log them to the parent run under
+    `report/`; with `results`, also the README's tables
     (sweep/report/results.py). `reference` (default: noise_injection, or the reference of the sweep's
     claim when noise_injection is not in the sweep). Returns the summaries, verdicts, claim, files, texts."""
     parent, runs = load_runs(uri, experiment, sweep)
@@ -184,6 +186,15 @@ def make_report(
     body = compose(sections)
     md = f"# Robustness comparison: {name}\n\n{body}"
     files = {"md": folder / "report.md", "csv": folder / "report.csv"}
+    settings = summarize_settings(summaries, sweep_settings(finished))
+    if settings:
+        deploy_md = deploy_markdown(summaries, settings, name)
+        md += "\n" + deploy_md
+        files["deploy_md"] = folder / "deploy.md"
+        files["deploy_md"].write_text(deploy_md)
+        files["deploy_csv"] = write_deploy_csv(settings, folder / "deploy.csv")
+        title = f"{name}: test accuracy per deployment setting, mean and 95% CI over seeds"
+        files["deploy_png"] = plot_settings(settings, folder / "deploy.png", title)
     files["md"].write_text(md)
     write_csv(summaries, files["csv"], metric)
 
@@ -202,8 +213,11 @@ def make_report(
         client.log_artifact(parent.info.run_id, str(path), "report")
     if results is not None:
         files.update(write_results(Path(results), name, body, claim_row, files["curves"]))
+        if settings:  # DIR/<name>_deploy.md and .png beside the main table
+            files.update(write_results(Path(results), f"{name}_deploy", deploy_md, None, files["deploy_png"]))
     return {
         "summaries": summaries,
+        "settings": settings,
         "files": files,
         "markdown": md,
         "parent": parent,

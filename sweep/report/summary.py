@@ -139,7 +139,14 @@ def summarize(runs: list[TrialRun], metric: str = "val_auc", reference: str = "n
         auc = mean_ci([r.metrics["auc"] for r in chosen])
         summaries.append(
             MethodSummary(
-                method, hyper, score, sorted(r.seed for r in chosen), scales, acc, auc, runs=chosen,
+                method,
+                hyper,
+                score,
+                sorted(r.seed for r in chosen),
+                scales,
+                acc,
+                auc,
+                runs=chosen,
                 configurations=configurations(mine),
             )
         )
