@@ -56,6 +56,8 @@ class DeploySetting(Plugin):
     """The setting's column in the deployment matrix; None: `default_label`."""
     values: list[float]
     """The axis values, strictly increasing."""
+    samples: int | None = Field(None, ge=1)
+    """Monte Carlo draws per random axis value; None: the evaluation's `samples` (the attack: `starts`)."""
 
     @field_validator("values")
     @classmethod
@@ -99,9 +101,10 @@ class DeploySetting(Plugin):
     ) -> RobustnessCurve:
         """Accuracy of `model` on `loader` at each axis value; draw k from `draw_generator(seed, k)`
         (`samples` draws per random point, or until the 95% CI half-width is `target_ci`, at most
-        `max_samples`, where the setting draws at random). The curve's `noise` is `describe()`. The
+        `max_samples`, where the setting draws at random; the setting's own `samples` replaces the
+        argument when set). The curve's `noise` is `describe()`. The
         model's weights and train/eval mode are restored afterwards."""
-        plan = DrawPlan(samples, seed, target_ci, max_samples)
+        plan = DrawPlan(self.samples or samples, seed, target_ci, max_samples)
         batches = list(loader)  # one pass over the loader serves every axis value
         was_training = model.training
         model.eval()
@@ -112,7 +115,7 @@ class DeploySetting(Plugin):
 
     def draws(self, samples: int) -> int:
         """Draws per random axis value when the evaluation asks for `samples` (before `target_ci`)."""
-        return samples
+        return self.samples or samples
 
     def auc(self, curve: RobustnessCurve) -> float:
         """The mean accuracy over the axis range: trapezoid area over the axis (over log10 of it on a

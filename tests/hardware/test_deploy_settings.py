@@ -120,6 +120,15 @@ def test_curve_on_the_axis_and_model_restored(name: str) -> None:
     assert len(table) == len(setting.values) + 3 and f"{100 * setting.auc(curve):.2f}%" in table[-1]
 
 
+@pytest.mark.parametrize("name", ["sigma", "pcm_time"])
+def test_own_samples_replace_the_evaluations(name: str) -> None:
+    setting = deploy_setting({**small(name).to_dict(), "samples": 2})
+    curve = setting.evaluate(make_model(0), make_loader(), samples=5, seed=11)
+    default = small(name).evaluate(make_model(0), make_loader(), samples=5, seed=11)
+    assert [p.n_draws for p in curve.points] == ([1, 2, 2] if name == "sigma" else [2, 2, 2])  # sigma 0: exact
+    assert [p.accuracies for p in curve.points] == [p.accuracies[:2] for p in default.points]  # draws 0 and 1
+
+
 def test_sigma_setting_of_the_training_noise_is_todays_curve() -> None:
     noise = hardware.noise_model("lognormal", sigma=0.2, digital_first=True)
     setting = deploy_setting({"name": "sigma", "noise": noise.model_dump(mode="json", exclude={"sigma"})})
