@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar, Literal
 
 import torch
@@ -10,11 +12,13 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from hardware.apply import draw_generator, noisy_parameters
+from hardware.apply import noisy_parameters
+from hardware.curve import CurvePoint
 from hardware.deploy.base import DEPLOY_SETTINGS, Batches, DeploySetting, DrawPlan
-from hardware.evaluate import CurvePoint, accuracy
+from hardware.engine import Prepared
 from hardware.layout import in_layout_of
 from hardware.noise.base import noise_model
+from hardware.seeds import draw_generator
 
 
 def analog_weights(model: nn.Module, digital_first: bool = False, digital_last: bool = False) -> dict[str, Tensor]:
@@ -93,7 +97,7 @@ class WeightAttack(DeploySetting):
     """Accuracy vs zeta under `weight_attack` on the analog layers' weights (conv and linear weights,
     `hardware.noisy_layers`; biases and normalization stay digital). Draw k is attack start k, its
     uniform start u from `draw_generator(seed, k)`; the curve's mean is over `starts` starts and its
-    `min` is the strongest attack found. zeta = 0 is the clean accuracy (`hardware.accuracy`).
+    `min` is the strongest attack found. zeta = 0 is the clean accuracy (`Prepared.clean_accuracy`).
 
     Defaults: K = 20 steps (twice the adversarial method's training attack), step 2.5 zeta |theta| / K
     (so the box's faces are reachable from anywhere after 40% of the steps, the PGD habit), a start
@@ -129,15 +133,18 @@ class WeightAttack(DeploySetting):
     def default_label(self) -> str:
         return "attack"
 
-    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
-        device = next(model.parameters()).device
-        batches = [(x.to(device), y.to(device)) for x, y in batches]
+    def points(self, prepared: Prepared, plan: DrawPlan) -> list[CurvePoint]:
+        model, device = prepared.model, prepared.y.device
+        ys = prepared.y.split([len(x) for x in prepared.xs])
+        batches = list(zip(prepared.xs, ys, strict=True))  # on the device, in the prepared layout
         weights = analog_weights(model, self.digital_first, self.digital_last)
         points = []
         for zeta in self.values:
             if zeta == 0:
-                accs = [accuracy(model, batches)]
-            else:
+                accs = [prepared.clean_accuracy()]
+                points.append(CurvePoint.from_accuracies(zeta, accs, deterministic=True))
+                continue
+            with unrecorded(prepared):
                 accs = []
                 for k in range(self.starts):
                     delta = weight_attack(
@@ -145,5 +152,25 @@ class WeightAttack(DeploySetting):
                         start=self.start, generator=draw_generator(plan.seed, k, device),
                     )  # fmt: skip
                     accs.append(accuracy_at(model, batches, weights, delta))
-            points.append(CurvePoint.from_accuracies(zeta, accs, deterministic=zeta == 0))
+            points.append(CurvePoint.from_accuracies(zeta, accs, deterministic=False))
         return points
+
+
+class _Discarding(list):
+    def append(self, _item: object) -> None:
+        pass
+
+
+@contextmanager
+def unrecorded(prepared: Prepared) -> Iterator[None]:
+    """The engine's output-layer hook (`Prepared.head`, for its analytic accuracy) records the inputs of
+    every forward; the attack's forwards (with autograd graphs) must not pile up there."""
+    head = prepared.head
+    if head is None:
+        yield
+        return
+    saved, head.inputs = head.inputs, _Discarding()
+    try:
+        yield
+    finally:
+        head.inputs = saved

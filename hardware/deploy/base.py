@@ -18,10 +18,12 @@ from typing import Any, ClassVar
 from pydantic import Field, ValidationError, field_validator
 from torch import Tensor, nn
 
-from hardware.evaluate import CurvePoint, RobustnessCurve, area_under_curve
+from hardware.curve import CurvePoint, RobustnessCurve
+from hardware.engine import Prepared, prepare
 from hardware.noise.base import NoiseModel, noise_model, one_line
 from hardware.presets import preset
 from hardware.registry import Plugin, PluginRegistry
+from hardware.statistics import area_under_curve
 
 Batches = list[tuple[Tensor, Tensor]]
 
@@ -86,8 +88,8 @@ class DeploySetting(Plugin):
         return self.label or self.default_label
 
     @abstractmethod
-    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
-        """One point per axis value (`CurvePoint.scale` = the value); `model` is in eval mode."""
+    def points(self, prepared: Prepared, plan: DrawPlan) -> list[CurvePoint]:
+        """One point per axis value (`CurvePoint.scale` = the value) of the prepared model and data."""
 
     def evaluate(
         self,
@@ -102,16 +104,26 @@ class DeploySetting(Plugin):
         """Accuracy of `model` on `loader` at each axis value; draw k from `draw_generator(seed, k)`
         (`samples` draws per random point, or until the 95% CI half-width is `target_ci`, at most
         `max_samples`, where the setting draws at random; the setting's own `samples` replaces the
-        argument when set). The curve's `noise` is `describe()`. The
-        model's weights and train/eval mode are restored afterwards."""
+        argument when set). The curve's `noise` is `describe()`. The model's weights and train/eval
+        mode are restored afterwards. Several settings on one model: `evaluate_prepared` on one
+        `hardware.prepare(model, loader)` pays the set-up once."""
+        with prepare(model, loader) as prepared:
+            return self.evaluate_prepared(
+                prepared, samples=samples, seed=seed, target_ci=target_ci, max_samples=max_samples
+            )
+
+    def evaluate_prepared(
+        self,
+        prepared: Prepared,
+        *,
+        samples: int,
+        seed: int,
+        target_ci: float | None = None,
+        max_samples: int | None = None,
+    ) -> RobustnessCurve:
+        """`evaluate` on a model and data already set up by `hardware.prepare`."""
         plan = DrawPlan(self.samples or samples, seed, target_ci, max_samples)
-        batches = list(loader)  # one pass over the loader serves every axis value
-        was_training = model.training
-        model.eval()
-        try:
-            return RobustnessCurve(self.describe(), seed, self.points(model, batches, plan))
-        finally:
-            model.train(was_training)
+        return RobustnessCurve(self.describe(), seed, self.points(prepared, plan))
 
     def draws(self, samples: int) -> int:
         """Draws per random axis value when the evaluation asks for `samples` (before `target_ci`)."""

@@ -6,10 +6,10 @@ import dataclasses
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
-from torch import nn
 
-from hardware.deploy.base import DEPLOY_SETTINGS, Batches, DeploySetting, DrawPlan, build_noise, noise_key
-from hardware.evaluate import CurvePoint, robustness_curve
+from hardware.curve import CurvePoint
+from hardware.deploy.base import DEPLOY_SETTINGS, DeploySetting, DrawPlan, build_noise, noise_key
+from hardware.engine import Prepared
 from hardware.noise.base import NoiseModel
 
 SECOND, HOUR, DAY = 1.0, 3600.0, 86400.0
@@ -73,10 +73,10 @@ class PcmTime(DeploySetting):
         base = noise_key(self.noise).removesuffix("_1h").removesuffix("_1d")
         return base + ("" if self.drift_compensation else "_nocomp")
 
-    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
+    def points(self, prepared: Prepared, plan: DrawPlan) -> list[CurvePoint]:
         points = []
         for t in self.values:
             noise = self.noise_at(t)
-            curve = robustness_curve(model, batches, noise, [noise.sigma], **plan.curve_args())
+            curve = prepared.curve(noise, [noise.sigma], **plan.curve_args())
             points.append(dataclasses.replace(curve.points[0], scale=t))
         return points

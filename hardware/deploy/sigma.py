@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
-from torch import nn
 
-from hardware.deploy.base import DEPLOY_SETTINGS, Batches, DeploySetting, DrawPlan, build_noise, noise_key
-from hardware.evaluate import CurvePoint, robustness_curve
+from hardware.curve import CurvePoint
+from hardware.deploy.base import DEPLOY_SETTINGS, DeploySetting, DrawPlan, build_noise, noise_key
+from hardware.engine import Prepared
 from hardware.noise.base import NoiseModel
 
 SIGMA_UNITS: dict[str, str] = {
@@ -33,7 +33,7 @@ def sigma_unit(noise: NoiseModel) -> str:
 @DEPLOY_SETTINGS.add
 class SigmaSweep(DeploySetting):
     """Accuracy vs sigma of one noise model or preset (`noise`, without sigma): exactly
-    `robustness_curve(model, loader, noise, values, ...)`, e.g. ``{name: sigma, noise: {name:
+    `robustness_curve(model, loader, noise, values, ...)` (`Prepared.curve`), e.g. ``{name: sigma, noise: {name:
     multiplicative}}`` or the NFT RRAM device σ ``{name: sigma, noise: {preset: nft_rram}}``."""
 
     name: Literal["sigma"] = "sigma"
@@ -62,5 +62,5 @@ class SigmaSweep(DeploySetting):
     def default_label(self) -> str:
         return noise_key(self.noise)
 
-    def points(self, model: nn.Module, batches: Batches, plan: DrawPlan) -> list[CurvePoint]:
-        return robustness_curve(model, batches, self.noise_model(), self.values, **plan.curve_args()).points
+    def points(self, prepared: Prepared, plan: DrawPlan) -> list[CurvePoint]:
+        return prepared.curve(self.noise_model(), self.values, **plan.curve_args()).points

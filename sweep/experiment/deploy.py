@@ -2,17 +2,19 @@
 
 Every setting draws from `eval.seed` (common random numbers: the same draws for every trial). A
 `sigma` setting that is exactly the training noise over `eval.scales` is today's test curve, so it
-reuses that curve instead of drawing it again.
+reuses that curve instead of drawing it again. The model is set up on each split once
+(`hardware.prepare`) for all its settings, so k settings cost their draws and one set-up.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from hardware import DeploySetting, Flatness, RobustnessCurve, hessian_max_eigenvalue
+from hardware import DeploySetting, Flatness, RobustnessCurve, hessian_max_eigenvalue, prepare
 from methods import make_loader
 from sweep.config import ExperimentConfig, setting_metric
 from zoo import DataSplits
@@ -53,17 +55,19 @@ def deploy_curves(
     `training_curve`: the training noise's curve on that split, reused by a setting equal to it."""
     e = cfg.eval
     loader = make_loader(data.test if split == "test" else data.val, cfg.train.eval_batch_size, shuffle=False)
+    settings = [s for s in e.settings() if keys is None or s.key in keys]
     results = {}
-    for setting in e.settings():
-        if keys is not None and setting.key not in keys:
-            continue
-        if training_curve is not None and is_training_curve(setting, cfg):
-            curve = RobustnessCurve(setting.describe(), training_curve.seed, training_curve.points)
-        else:
-            curve = setting.evaluate(
-                model, loader, samples=e.samples, seed=e.seed, target_ci=e.target_ci, max_samples=e.max_samples
-            )
-        results[setting.key] = SettingResult(setting, curve)
+    with ExitStack() as stack:
+        prepared = None  # one set-up of the model on the split serves every setting
+        for setting in settings:
+            if training_curve is not None and is_training_curve(setting, cfg):
+                curve = RobustnessCurve(setting.describe(), training_curve.seed, training_curve.points)
+            else:
+                prepared = prepared or stack.enter_context(prepare(model, loader))
+                curve = setting.evaluate_prepared(
+                    prepared, samples=e.samples, seed=e.seed, target_ci=e.target_ci, max_samples=e.max_samples
+                )
+            results[setting.key] = SettingResult(setting, curve)
     return results
 
 

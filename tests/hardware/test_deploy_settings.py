@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardware
-import hardware.apply
+import hardware.seeds
 from hardware import CurvePoint, RobustnessCurve, robustness_curve
 from hardware.deploy import (
     DEPLOY_SETTINGS,
@@ -160,8 +160,8 @@ def test_paired_draws_across_models(name: str, monkeypatch: pytest.MonkeyPatch) 
     setting, loader = small(name), make_loader()
     a, b = make_model(0), make_model(1)
     calls: list[tuple[int, int]] = []
-    original = hardware.apply.draw_seed
-    monkeypatch.setattr(hardware.apply, "draw_seed", lambda seed, k: calls.append((seed, k)) or original(seed, k))
+    original = hardware.seeds.draw_seed
+    monkeypatch.setattr(hardware.seeds, "draw_seed", lambda seed, k: calls.append((seed, k)) or original(seed, k))
 
     first = setting.evaluate(a, loader, samples=3, seed=5)
     seeds_a, calls[:] = list(calls), []
