@@ -214,7 +214,8 @@ def make_report(
     if results is not None:
         files.update(write_results(Path(results), name, body, claim_row, files["curves"]))
         if settings:  # DIR/<name>_deploy.md and .png beside the main table
-            files.update(write_results(Path(results), f"{name}_deploy", deploy_md, None, files["deploy_png"]))
+            written = write_results(Path(results), f"{name}_deploy", deploy_md, None, files["deploy_png"])
+            files.update({f"deploy_{key}": path for key, path in written.items()})
     return {
         "summaries": summaries,
         "settings": settings,

@@ -70,17 +70,19 @@ def test_deployment_matrix_in_mlflow_and_the_report(tmp_path: Path, make_sweep, 
 
     out = tmp_path / "report"
     code = main(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--experiment", "test",
-                 "--out", str(out), "--reference", "baseline"])  # fmt: skip
+                 "--out", str(out), "--reference", "baseline", "--results", str(tmp_path / "results")])  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0
     assert "deployment matrix" in printed and "val_auc:pcm_nocomp" in printed
     for s in settings:
-        assert f"{s.key}: test accuracy vs {s.axis} ({s.unit[:20]}" in " ".join(printed.split())
+        assert f"{s.key}: test accuracy (%) vs {s.axis} ({s.unit[:20]}" in " ".join(printed.split())
 
     md = (out / "deploy.md").read_text()
     assert md in (out / "report.md").read_text()
+    assert (tmp_path / "results" / "t_deploy.md").read_text() == md  # the README's copy, beside t.md
+    assert (tmp_path / "results" / "t.md").is_file() and (tmp_path / "results" / "t_deploy_curves.png").is_file()
     header = next(line for line in md.splitlines() if line.startswith("| method"))
-    assert header == "| method | " + " | ".join(f"{k} AUC" for k in KEYS) + " | flatness λmax |"
+    assert header == "| method | " + " | ".join(f"{k} AUC (%)" for k in KEYS) + " | flatness λmax |"
     matrix = md.split("\n\n")[2].splitlines()  # title, explanation, the matrix, the columns, the tables
     assert matrix[0] == header and len(matrix) == 4
     rows = {line.split(" | ")[0].removeprefix("| "): line for line in matrix[2:]}
