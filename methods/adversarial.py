@@ -54,6 +54,10 @@ class Adversarial(Method):
     attack_as_constant: bool = False
     """Treat theta* as a constant in the final gradient (cheaper: one backward fewer)."""
 
+    @property
+    def trains_under_noise(self) -> bool:
+        return self.forward_noise
+
     def passes(self) -> tuple[int, int]:
         n, extra = self.attack_steps, int(self.forward_noise)
         return (n + 2 + extra, n + 1 + extra + int(not self.attack_as_constant))

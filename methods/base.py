@@ -54,6 +54,11 @@ class Method(Plugin):
     the rest, so every method runs in the same loop unchanged.
     """
 
+    @property
+    def trains_under_noise(self) -> bool:
+        """Whether training draws from the training noise model (then `noise.sigma` is one of its knobs)."""
+        return False
+
     def prepare(self, model: nn.Module) -> nn.Module:
         """Called once before training: may add modules (exits, dropout) to the model."""
         return model

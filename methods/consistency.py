@@ -49,6 +49,10 @@ class Consistency(Method):
     detach_clean: bool = True
     """Stop-gradient on the clean branch (a fixed target); False backpropagates through both."""
 
+    @property
+    def trains_under_noise(self) -> bool:
+        return True
+
     def stage_taps(self, model: nn.Module) -> list[str]:
         """The stages this method compares on `model` (none for `kl`, which compares logits)."""
         if self.distance == "kl":

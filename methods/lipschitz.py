@@ -80,6 +80,10 @@ class Lipschitz(Method):
     noise_injection: bool = False
     """Compute the CE term on a noisy forward under the training noise model (off in the paper)."""
 
+    @property
+    def trains_under_noise(self) -> bool:
+        return self.noise_injection
+
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: NoiseModel) -> StepOutput:
         if self.noise_injection:
             with hardware.noisy_weights(model, noise):

@@ -122,6 +122,10 @@ class NFT(Method):
     exit_features: int = Field(2304, ge=1)
     """IRS: target flattened size after an exit's pooling, which sets its pool side s (see `IRSExit`;
     the reference's exits: 2,048-2,304)."""
+    @property
+    def trains_under_noise(self) -> bool:
+        return True
+
 
     @property
     def uses_ovf(self) -> bool:

@@ -23,6 +23,10 @@ class NoiseInjection(Method):
 
     name: Literal["noise_injection"] = "noise_injection"
 
+    @property
+    def trains_under_noise(self) -> bool:
+        return True
+
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise: NoiseModel) -> StepOutput:
         with hardware.noisy_weights(model, noise):
             logits = model(x)  # (B, classes)

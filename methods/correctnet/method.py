@@ -65,6 +65,10 @@ class CorrectNet(Lipschitz):
     final_epochs: int = Field(2, ge=0)
     """Epochs over the training split for the chosen placement's final compensation modules."""
 
+    @property
+    def trains_under_noise(self) -> bool:
+        return True  # the compensation modules train under the noise (and its reward is measured under it)
+
     # ------------------------------------------------------------------------ the second phase
 
     def after_training(self, model: nn.Module, ctx: TrainContext) -> Trained:

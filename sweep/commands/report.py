@@ -4,8 +4,9 @@ seeds, from MLflow; printed, saved as Markdown, CSV and plots, logged to the swe
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from sweep.commands import CommandError
+from sweep.commands import CommandError, process_seconds
 from sweep.commands.run import wide_console
 
 
@@ -19,16 +20,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output folder (default: report/<sweep name>)")
     parser.add_argument(
         "--metric",
-        choices=["val_auc", "val_noisy_acc", "val_acc"],
-        help="validation metric that picks each method's hyperparameters (default: the sweep's)",
+        type=selection_metric,
+        help="validation metric that picks each method's hyperparameters: val_auc, val_noisy_acc, val_acc, "
+        "or a deployment setting's val_auc:KEY / val_acc:KEY:VALUE (default: the sweep's)",
     )
     parser.add_argument(
-        "--reference", help="method of the paired differences (default: noise_injection, when the sweep has it)"
+        "--reference",
+        help="method of the paired differences and verdicts (default: noise_injection, else the claim's reference)",
     )
     parser.add_argument(
-        "--scale", type=float, help="noise scale of the clean-vs-noisy scatter (default: training sigma)"
+        "--scale", type=float, help="noise scale of the verdicts and the scatter (default: the base training sigma)"
+    )
+    parser.add_argument(
+        "--results", help="also write the README's tables to RESULTS/<sweep>.md (and claims.md), e.g. docs/results"
     )
     parser.set_defaults(func=run)
+
+
+def selection_metric(text: str) -> str:
+    from sweep.config import SELECT_METRICS, parse_setting_metric
+
+    if text in SELECT_METRICS or parse_setting_metric(text) is not None:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: allowed: {', '.join(SELECT_METRICS)}, val_auc:KEY, val_acc:KEY:VALUE (KEY a setting of eval.deploy)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +54,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = make_report(
-            args.tracking_uri, args.experiment, args.out, args.sweep, args.metric, args.reference, args.scale
+            args.tracking_uri,
+            args.experiment,
+            args.out,
+            args.sweep,
+            args.metric,
+            args.reference,
+            args.scale,
+            args.results,
         )
     except ReportError as err:
         raise CommandError(str(err)) from None
@@ -63,10 +86,67 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    print_settings(console, report)
+    print_decisions(console, report, report["reference"])
     files = report["files"]
     console.print(
         "wrote "
         + ", ".join(str(p) for p in files.values())
         + f" (also logged to parent run {report['parent'].info.run_id})"
     )
+    console.print(f"wall time {process_seconds():.1f} s")
     return 0
+
+
+def print_decisions(console: Any, report: dict[str, Any], reference: str) -> None:
+    """The verdicts against the reference and the claim, if the sweep has one."""
+    from rich.table import Table
+
+    from sweep.report import verdict_rows
+
+    colors = {"better": "green", "worse": "red"}
+    if report["verdicts"]:
+        header, rows = verdict_rows(report["verdicts"], reference)
+        table = Table(title=f"verdicts vs {reference} (paired over seeds, 95%, Holm over the methods compared)")
+        for column in header:
+            table.add_column(column, justify="left" if column in ("method", "metric", "verdict") else "right")
+        for row in rows:
+            color = colors.get(row[5])
+            table.add_row(*row[:5], f"[{color}]{row[5]}[/]" if color else row[5], row[6])
+        console.print(table)
+    claim = report["claim"]
+    if claim is not None:
+        verdict, header, rows = report["claim_table"]
+        console.print(f"[bold]claim[/] ({claim.paper}): {claim.statement}")
+        console.print(f"  paper's setting: {claim.paper_setting}\n  here: {claim.setting}")
+        table = Table(title=f"the claim on this sweep: {verdict}")
+        for column in header:
+            left = column in ("comparison", "metric", "verdict", "paper")
+            table.add_column(column, justify="left" if left else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def print_settings(console: Any, report: dict[str, Any]) -> None:
+    """One table per deployment setting (axis and unit in the title), then the deployment matrix."""
+    from rich.table import Table
+
+    from sweep.report import matrix_rows, setting_rows
+
+    settings = report["settings"]
+    tables = []
+    for s in settings:
+        title = f"{s.setting.key}: test accuracy (%) vs {s.setting.axis_label()}, mean ± 95% CI over seeds"
+        tables.append((title, None, *setting_rows(s)))
+    if settings:
+        title = "deployment matrix: test AUC (%) per setting (over log10 t on the time axis), mean ± 95% CI over seeds"
+        caption = "*: the best mean per column; every column's axis and unit in deploy.md"
+        tables.append((title, caption, *matrix_rows(report["summaries"], settings, mark=("[bold]", " *[/]"))))
+    for title, caption, header, rows in tables:
+        table = Table(title=title, caption=caption)
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from sweep.commands import CommandError
+from sweep.commands import CommandError, process_seconds
 from sweep.commands.train import add_set_argument
 
 
@@ -43,17 +43,20 @@ def run(args: argparse.Namespace) -> int:
     console = wide_console()
     space = cfg.space
     s = cfg.section
+    budgets = ", ".join(f"{m} {n}" for m, n in space.budgets().items())
     console.print(
-        f"[bold]sweep {cfg.name}[/]: {space.num_trials} trials ({len(space.points())} grid points x "
-        f"{s.search.num_samples} samples x {len(space.seeds or [0])} seeds), search {s.search.algorithm}, "
-        f"scheduler {s.scheduler.name}, "
+        f"[bold]sweep {cfg.name}[/]: {space.num_trials} trials ({space.num_groups} configurations: {budgets}; "
+        f"x {len(space.seeds or [0])} seeds), search {s.search.algorithm}, scheduler {s.scheduler.name}, "
         f"{s.resources.cpus_per_trial:g} CPU / {s.resources.gpus_per_trial:g} GPU per trial"
     )
+    for note in space.notes():
+        console.print(f"[yellow]note[/]: {note}")
     if args.dry_run:
         return dry_run(console, space)
 
     from sweep.execution import SweepError, pareto_groups, run_sweep, summary_table
 
+    ready = process_seconds()
     try:
         outcome = run_sweep(
             cfg,
@@ -75,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"MLflow: {s.tracking.uri} (experiment {s.tracking.experiment!r}); Ray results: {outcome.path}\n"
         f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}"
+    )
+    total = process_seconds()
+    rest = total - ready - outcome.startup_seconds - outcome.fit_seconds
+    console.print(
+        f"wall time {total:.1f} s: imports and config {ready:.1f} s, Ray start-up {outcome.startup_seconds:.1f} s, "
+        f"trials {outcome.fit_seconds:.1f} s, the rest {rest:.1f} s"
     )
     if outcome.tracking_failures:
         console.print(
@@ -122,10 +131,9 @@ def saved_config(cfg: Any) -> Any:
 
 
 def dry_run(console: object, space: Any) -> int:
-    """Print the grid points and seeds of a `sweep.config.SearchSpace`; run nothing."""
-    points = space.points()
-    for i, point in enumerate(points):
-        print(f"point {i:>3}: {point}" + (f"  x {space.num_samples} samples" if space.num_samples > 1 else ""))
+    """Print the grid points (with their configurations) and seeds of a `sweep.config.SearchSpace`; run nothing."""
+    for i, (point, count) in enumerate(space.draws()):
+        print(f"point {i:>3}: {point}" + (f"  x {count} configurations" if count > 1 else ""))
     if space.seeds:
         print(f"seeds: {space.seeds}")
     return 0

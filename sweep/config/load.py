@@ -14,10 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sweep.config.claim import check_claim
 from sweep.config.errors import ConfigError, format_error, validate
 from sweep.config.experiment import ExperimentConfig
 from sweep.config.files import apply_overrides, read_yaml
-from sweep.config.section import SweepSection
+from sweep.config.section import SweepSection, parse_setting_metric, value_label
 from sweep.config.space import SearchSpace
 
 
@@ -73,15 +74,46 @@ def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name:
     except ValidationError as err:
         prefix = "sweep." if err.errors()[0]["loc"] else "sweep: "
         raise ConfigError(prefix + format_error(SweepSection, err)) from None
+    check_selection(section, experiment)
     name = section.name or sweep_name(default_name)
     space = SearchSpace.from_section(section, base)
     space.check()
+    if section.claim is not None:
+        check_claim(section.claim, space.methods(), experiment.eval.scales)
+    if section.search.budget is not None and section.search.num_samples != 1:
+        raise ConfigError("sweep.search.num_samples: set either num_samples or budget (configurations per method)")
+    if searches_training_noise(space):
+        selecting = [*section.search.metrics, *([section.scheduler.metric] if section.scheduler.name == "asha" else [])]
+        if "val_noisy_acc" in selecting:
+            raise ConfigError(
+                "sweep.search.metric: val_noisy_acc is measured at each trial's own noise.sigma, which this sweep "
+                "searches; select on val_auc (or val_acc, and scheduler.metric: val_acc)"
+            )
     if section.scheduler.name == "asha" and section.scheduler.grace_period >= space.max_epochs():
         raise ConfigError(
             f"sweep.scheduler.grace_period: must be less than train.epochs ({space.max_epochs()}) "
             f"for ASHA to stop anything"
         )
     return SweepConfig(name, base, experiment, section)
+
+
+def check_selection(section: SweepSection, experiment: ExperimentConfig) -> None:
+    """A selection metric that names a deployment setting names one of `eval.deploy` (and one of its
+    axis values)."""
+    settings = {s.key: s for s in experiment.eval.settings()}
+    for metric in section.search.metrics:
+        parsed = parse_setting_metric(metric)
+        if parsed is None:
+            continue
+        key, value = parsed
+        if key not in settings:
+            allowed = ", ".join(settings) or "none: eval.deploy is empty"
+            raise ConfigError(f"sweep.search.metric: {metric!r} names no setting of eval.deploy; settings: {allowed}")
+        if value is not None and value not in settings[key].values:
+            values = ", ".join(value_label(v) for v in settings[key].values)
+            raise ConfigError(
+                f"sweep.search.metric: {metric!r}: {value_label(value)} is not on {key}'s axis; values: {values}"
+            )
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
@@ -100,3 +132,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if section is not None:
         build_sweep(base, section, Path(path).stem)
     return cfg
+
+
+def searches_training_noise(space: SearchSpace) -> bool:
+    """Whether trials differ in their training noise (so val_noisy_acc is measured at different scales)."""
+    keys = [*space.axes, *space.global_domains]
+    keys += [k for m in space.methods() for k in (*space.method_domains.get(m, {}), *space.method_constants.get(m, {}))]
+    return any(k.startswith("noise.") for k in keys)

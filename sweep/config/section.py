@@ -12,10 +12,33 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from sweep.config.claim import Claim
 from sweep.config.errors import Strict
 
 SELECT_METRICS = ("val_auc", "val_noisy_acc", "val_acc")
-"""Validation metrics of a finished trial that a search may maximize (never test metrics)."""
+"""Validation metrics of a finished trial that a search may maximize (never test metrics); also
+`val_auc:KEY` and `val_acc:KEY:VALUE` of a deployment setting (`setting_metric`)."""
+SETTING_METRIC = re.compile(r"^val_(auc|acc):([A-Za-z0-9_.-]+?)(?::([0-9.e-]+))?$")
+
+
+def value_label(value: float) -> str:
+    """An axis value in a metric name: `0.05`, `2592000` (MLflow names cannot hold `+`)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}".replace("+", "")
+
+
+def setting_metric(key: str, value: float | None = None, split: str = "test") -> str:
+    """The name of a deployment setting's metric: `auc:KEY` (its AUC) or `acc:KEY:VALUE` (accuracy at
+    one axis value) on test, `val_auc:KEY` / `val_acc:KEY:VALUE` on validation."""
+    prefix = "val_" if split == "val" else ""
+    return f"{prefix}auc:{key}" if value is None else f"{prefix}acc:{key}:{value_label(value)}"
+
+
+def parse_setting_metric(metric: str) -> tuple[str, float | None] | None:
+    """(setting key, axis value or None for the AUC) of a `val_auc:KEY` / `val_acc:KEY:VALUE` name."""
+    match = SETTING_METRIC.match(metric)
+    if match is None or (match[1] == "acc") != (match[3] is not None):
+        return None
+    return match[2], None if match[3] is None else float(match[3])
 
 
 class SearchConfig(Strict):
@@ -27,19 +50,29 @@ class SearchConfig(Strict):
     """Validation metric to maximize (val_auc, val_noisy_acc, val_acc); a list is multi-objective."""
     seed: int = 0
     """Seed of the random domains (grid) or of the Optuna sampler."""
+    budget: int | None = Field(None, ge=1)
+    """Configurations per method, the same for every method (replaces num_samples): each method's budget
+    is spread over its grid points; a method whose space has fewer configurations gets all of them."""
 
     @field_validator("metric")
     @classmethod
     def _metric(cls, metric: str | list[str]) -> str | list[str]:
         names = [metric] if isinstance(metric, str) else metric
-        bad = [m for m in names if m not in SELECT_METRICS]
+        bad = [m for m in names if m not in SELECT_METRICS and parse_setting_metric(m) is None]
         if bad or not names or len(set(names)) != len(names):
-            raise ValueError(f"must be one of, or a list of distinct, {', '.join(SELECT_METRICS)} (got {metric!r})")
+            raise ValueError(
+                f"must be one of, or a list of distinct, {', '.join(SELECT_METRICS)}, val_auc:KEY or "
+                f"val_acc:KEY:VALUE of a setting in eval.deploy (got {metric!r})"
+            )
         return metric if isinstance(metric, str) or len(metric) > 1 else metric[0]
 
     @property
     def metrics(self) -> list[str]:
         return [self.metric] if isinstance(self.metric, str) else list(self.metric)
+
+    def setting_keys(self) -> set[str]:
+        """The deployment settings the selection names (evaluated on validation by every trial)."""
+        return {parsed[0] for m in self.metrics if (parsed := parse_setting_metric(m)) is not None}
 
 
 class SchedulerConfig(Strict):
@@ -96,6 +129,8 @@ class SweepSection(Strict):
     ~10-20 ms of the trial's time: raise this for epochs far shorter than a second (the epochs in
     between still reach MLflow, bundled; ASHA then sees a rung's epoch at the next report)."""
     failure: FailureConfig = FailureConfig()
+    claim: Claim | None = None
+    """What a paper claims (configs/claims/): `sweep report` prints its verdict on this sweep's results."""
 
     @field_validator("name")
     @classmethod

@@ -7,8 +7,14 @@ its run again after a killed driver.
 
 Every search algorithm walks the same grid points (the product of the grid axes other than
 `seed`, times the `grid` domains of the point's method); it draws `num_samples` values of the
-random domains per point (grid: seeded random draws; optuna: suggestions, points cycled by
-trial number), and each draw runs once per seed.
+random domains per point (grid: seeded random draws; optuna: suggestions of the method's own
+study, `sweep/execution/studies.py`), and each draw runs once per seed. A point without a random domain runs
+once, whatever `num_samples` says: a second draw would repeat the same trial. With
+`search.budget: B` every method gets B configurations (its points cycled), so that no method is
+tuned harder than another.
+
+A method's space may also hold experiment keys (`noise_injection: {noise.sigma: {grid: [...]}}`):
+they vary for that method's trials only, under the trial config key `noise_injection.noise.sigma`.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class SearchSpace:
     algorithm: str = "grid"
     num_samples: int = 1
     seed: int = 0
+    budget: int | None = None
 
     # ------------------------------------------------------------------------------ building
 
@@ -65,6 +72,7 @@ class SearchSpace:
             algorithm=section.search.algorithm,
             num_samples=section.search.num_samples,
             seed=section.search.seed,
+            budget=section.search.budget,
         )
         for key in section.grid:
             space._check_key(f"sweep.grid.{key}", key)
@@ -112,7 +120,14 @@ class SearchSpace:
             raise ConfigError(f"{where}: expected a mapping of {method}'s hyperparameters to domains or values")
         allowed = [f for f in METHODS.get(method).model_fields if f != "name"]
         for param, value in raw.items():
-            if param not in allowed:
+            if "." in param:
+                head = param.split(".")[0]
+                if head not in ExperimentConfig.model_fields or head in ("method", "seed", "eval"):
+                    raise ConfigError(
+                        f"{where}.{param}: a method's space takes its hyperparameters or experiment keys "
+                        f"(noise.sigma, train.lr, ...), not {param!r}"
+                    )
+            elif param not in allowed:
                 raise ConfigError(
                     f"{where}.{param}: method {method!r} has no hyperparameter {param!r}; "
                     f"allowed: {', '.join(allowed) or '(none)'}"
@@ -149,10 +164,37 @@ class SearchSpace:
                 points.append({**point, **dict(zip(grids, values, strict=True))})
         return points
 
+    def draws(self) -> list[tuple[dict[str, Any], int]]:
+        """Each grid point and the number of configurations drawn at it: `num_samples` with a random
+        domain, 1 without; with a budget, the method's budget spread over its points."""
+        points = self.points()
+        of_method: dict[str, list[int]] = {}
+        for i, point in enumerate(points):
+            of_method.setdefault(point.get("method.name", self.base_method), []).append(i)
+        counts = [0] * len(points)
+        for indices in of_method.values():
+            random = bool(self.random_domains(points[indices[0]]))
+            for rank, i in enumerate(indices):
+                if not random:
+                    counts[i] = 1
+                elif self.budget is None:
+                    counts[i] = self.num_samples
+                else:
+                    counts[i] = self.budget // len(indices) + (rank < self.budget % len(indices))
+        return list(zip(points, counts, strict=True))
+
+    def budgets(self) -> dict[str, int]:
+        """Configurations (hyperparameter draws) per method."""
+        out: dict[str, int] = {}
+        for point, count in self.draws():
+            method = point.get("method.name", self.base_method)
+            out[method] = out.get(method, 0) + count
+        return out
+
     @property
     def num_groups(self) -> int:
-        """Hyperparameter draws: points x num_samples."""
-        return len(self.points()) * self.num_samples
+        """Hyperparameter draws: the sum over the points of their draws."""
+        return sum(count for _, count in self.draws())
 
     @property
     def num_trials(self) -> int:
@@ -161,8 +203,8 @@ class SearchSpace:
     def grid_configs(self) -> list[dict[str, Any]]:
         """Configs of the grid search: each point with `num_samples` seeded draws of its random domains."""
         configs = []
-        for point in self.points():
-            for _ in range(self.num_samples):
+        for point, count in self.draws():
+            for _ in range(count):
                 rng = np.random.default_rng([self.seed, len(configs)])
                 drawn = {k: d.sample(rng) for k, d in self.random_domains(point).items()}
                 configs.append({**point, **drawn, GROUP: len(configs)})
@@ -184,7 +226,9 @@ class SearchSpace:
         for key, value in params.items():
             head, _, param = key.partition(".")
             if head in METHODS and head not in ExperimentConfig.model_fields:
-                if head == method:
+                if head == method and "." in param:  # an experiment key of this method's trials
+                    set_key(raw, param.split("."), value, where="sweep")
+                elif head == method:
                     raw.setdefault("method", {"name": method})[param] = value
             else:
                 set_key(raw, key.split("."), value, where="sweep")
@@ -204,26 +248,49 @@ class SearchSpace:
             first_of.setdefault(point.get("method.name", self.base_method), point)
         for seed in self.seeds or []:
             self._validate("sweep.grid", {**points[0], "seed": seed})
-        random = False
         for point in first_of.values():
             for key, domain in self.random_domains(point).items():
-                random = True
                 if self.algorithm == "optuna" and domain.kind == "choice":
                     bad = [v for v in domain.values if not isinstance(v, (str, int, float, bool, type(None)))]
                     if bad:
                         raise ConfigError(f"{self._where(key)}: optuna choices must be numbers, strings or null")
                 for value in domain.extremes():
                     self._validate(self._where(key), {**point, key: value})
-        if self.num_samples > 1 and not random:
+        for method, point in first_of.items():
+            self._check_method(method, point, sum(p.get("method.name", self.base_method) == method for p in points))
+
+    def _check_method(self, method: str, point: dict[str, Any], num_points: int) -> None:
+        """Training-noise keys only for methods that train under noise; a budget that covers the grid."""
+        keys = [k.removeprefix(f"{method}.") for k in self.domains(method)]
+        keys += list(self.method_constants.get(method, {}))
+        if any(k.startswith("noise.") for k in keys) and not self.experiment(point).method.trains_under_noise:
             raise ConfigError(
-                f"sweep.search.num_samples: {self.num_samples} samples of a space without random domains "
-                f"would repeat identical trials; vary sweep.grid.seed instead"
+                f"sweep.space.{method}: {method} does not train under noise, so a training noise key "
+                f"would only repeat its trials; search noise.* for methods that do"
             )
-        if self.algorithm == "optuna" and not random:
+        if self.budget is not None and num_points > self.budget:
             raise ConfigError(
-                "sweep.search.algorithm: optuna needs a random domain (choice, uniform, loguniform, randint) "
-                "in sweep.space"
+                f"sweep.search.budget: {method} has {num_points} grid points, more than the budget of "
+                f"{self.budget} configurations per method; raise the budget or make a domain random"
             )
+
+    def notes(self) -> list[str]:
+        """One line per thing the user may not expect: points that run once whatever num_samples says,
+        budgets a method cannot fill."""
+        lines = []
+        budgets = self.budgets()
+        fixed = [m for m, n in budgets.items() if not self.random_domains(self._first_point(m))]
+        if fixed and (self.num_samples > 1 or self.budget):
+            asked = f"budget {self.budget}" if self.budget else f"num_samples {self.num_samples}"
+            lines.append(
+                f"{', '.join(fixed)}: no random domain, so each grid point runs once per seed ({asked} "
+                f"would repeat identical trials); configurations per method: "
+                + ", ".join(f"{m} {n}" for m, n in budgets.items())
+            )
+        return lines
+
+    def _first_point(self, method: str) -> dict[str, Any]:
+        return next(p for p in self.points() if p.get("method.name", self.base_method) == method)
 
     @staticmethod
     def _where(key: str) -> str:
@@ -242,18 +309,3 @@ class SearchSpace:
 def overrides(config: dict[str, Any]) -> dict[str, Any]:
     """A trial config without the reserved keys: what the trial changes in the base experiment."""
     return {k: v for k, v in config.items() if k not in RESERVED and not k.startswith("__")}
-
-
-class OptunaSpace:
-    """Optuna define-by-run space: the grid points are cycled by trial number (each gets the same
-    budget), the point's random domains are suggested under their trial config keys."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-        self.points = space.points()
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        point = self.points[trial.number % len(self.points)]
-        for key, domain in self.space.random_domains(point).items():
-            domain.suggest(trial, key)  # the suggested values join the config under `key`
-        return {**point, GROUP: trial.number}

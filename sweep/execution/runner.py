@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from methods import free_cores
 from sweep.config import TRIAL_KEY, SweepConfig, disk_full
 from sweep.execution.callback import MlflowTracker
 from sweep.execution.cluster import may_autoscale, prepare_cluster, reuse_actors
@@ -53,10 +55,21 @@ def trial_name(trial: Any) -> str:
     return f"{method}-{key}" if method else str(key)
 
 
-def build_tuner(cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry_failed: bool, verbose: int) -> Any:
+def build_tuner(
+    cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry_failed: bool, verbose: int,
+    free: int | None = None,
+) -> Any:  # fmt: skip
+    """`free`: the cores of this machine not busy with other work (local Ray); a trial's torch threads are
+    its CPUs, at most `free` (more threads than free cores wait on each other, issue #12)."""
     space = cfg.space
     r = cfg.section.resources
-    spec = TrialSpec(space, max(1, int(r.cpus_per_trial)), cfg.section.report_interval)
+    threads = max(1, int(r.cpus_per_trial))
+    spec = TrialSpec(
+        space,
+        threads if free is None else max(1, min(threads, free)),
+        cfg.section.report_interval,
+        selection=frozenset(cfg.section.search.setting_keys()),
+    )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec), {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     )
@@ -138,6 +151,8 @@ def run_sweep(
     check_free_space(path)
 
     start = time.perf_counter()
+    local = not (address or os.environ.get("RAY_ADDRESS"))
+    free = free_cores() if local else None  # before our own trials load the machine
     start_ray(address)
     if not may_autoscale():  # an autoscaler adds the nodes that waiting trials ask for (cluster.yaml)
         check_resources(cfg)
@@ -152,7 +167,7 @@ def run_sweep(
             + (f"; Ray's old files moved to {aside}" if aside else ""),
             file=sys.stderr,
         )
-    tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose)
+    tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose, free)
     if state is None:
         write_state(path, {"id": sweep_id, "config": cfg.to_dict()})
     MlflowTracker.active = None

@@ -1,5 +1,6 @@
-"""Ray Tune search algorithms of a sweep: a fixed list (grid) or Optuna (TPE / NSGA-II), each wrapped
-in `SeedRepeater`, which runs every hyperparameter draw once per seed and names the trials."""
+"""Ray Tune search algorithms of a sweep: a fixed list (grid) or Optuna (TPE / NSGA-II, one study per
+method, `sweep/execution/studies.py`), each wrapped in `SeedRepeater`, which runs every hyperparameter draw once
+per seed and names the trials."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from sweep.config import GROUP, TRIAL_KEY, OptunaSpace, SearchSpace
+from sweep.config import GROUP, TRIAL_KEY, SearchSpace
 
 
 class ListSearcher(Searcher):
@@ -108,23 +109,8 @@ class SeedRepeater(Searcher):
 
 
 def build_search(space: SearchSpace, metrics: list[str]) -> SeedRepeater:
-    """The search algorithm of a sweep: grid list or Optuna, repeated over the seeds."""
-    if space.algorithm == "grid":
-        inner: Searcher = ListSearcher(space.grid_configs())
-    else:
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
+    """The search algorithm of a sweep: grid list or one Optuna study per method, repeated over the seeds."""
+    from sweep.execution.studies import MethodStudies
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        groups = space.num_groups
-        if len(metrics) > 1:
-            sampler = optuna.samplers.NSGAIISampler(population_size=max(2, min(50, groups // 2)), seed=space.seed)
-        else:
-            sampler = optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, groups // 3)), seed=space.seed)
-        inner = OptunaSearch(
-            space=OptunaSpace(space),
-            metric=metrics if len(metrics) > 1 else metrics[0],
-            mode=["max"] * len(metrics) if len(metrics) > 1 else "max",
-            sampler=sampler,
-        )
+    inner: Searcher = ListSearcher(space.grid_configs()) if space.algorithm == "grid" else MethodStudies(space, metrics)
     return SeedRepeater(inner, space.seeds, metrics)

@@ -1,4 +1,5 @@
-"""The report's outputs: the table (terminal and Markdown), the CSV, the plots, logged to the parent run."""
+"""The report's outputs: the tables (terminal and Markdown: the comparison, the verdicts, the claim), the
+CSV, the plots, logged to the parent run; with `results`, the README's tables (sweep/report/results.py)."""
 
 from __future__ import annotations
 
@@ -8,30 +9,52 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweep.config import output_folder
+from sweep.config import Claim, output_folder
 from sweep.plots import plot_bands, plot_pareto
+from sweep.report.deploy import deploy_markdown, plot_settings, summarize_settings, sweep_settings, write_deploy_csv
+from sweep.report.results import compose, write_results
 from sweep.report.summary import MethodSummary, ReportError, TrialRun, load_runs, summarize
+from sweep.report.verdicts import claim_rows, compare, pct, verdict_rows
 from sweep.tracking import client_for, scale_label
 
 
 def fmt(pair: tuple[float, float] | None, signed: bool = False) -> str:
+    """(mean, CI half-width) of a fraction, in percent: `93.6 ± 1.9`."""
     if pair is None or math.isnan(pair[0]):
         return ""
     mean, ci = pair
-    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
-    return text if math.isnan(ci) else f"{text} ± {ci:.3f}"
+    return pct(mean, signed) if math.isnan(ci) else f"{pct(mean, signed)} ± {pct(ci)}"
 
 
 def table_rows(summaries: list[MethodSummary], reference: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows shared by the terminal table and the Markdown file."""
     scales = summaries[0].scales
-    header = ["method", "hyperparameters", "seeds", *(f"acc@{s:g}" for s in scales), "AUC", f"ΔAUC vs {reference}"]
+    header = ["method", "hyperparameters", "configs", "seeds", *(f"acc@{s:g}" for s in scales), "AUC"]
+    header.append(f"ΔAUC vs {reference}")
     rows = []
     for s in summaries:
-        hyper = ", ".join(f"{k.removeprefix('method.')}={v}" for k, v in s.hyperparameters.items()) or "—"
+        hyper = ", ".join(f"{short(k, s.method)}={number(v)}" for k, v in s.hyperparameters.items()) or "—"
         diff = "—" if s.method == reference else fmt(s.diff_auc, True)
-        rows.append([s.method, hyper, str(len(s.seeds)), *(fmt(a) for a in s.acc), fmt(s.auc), diff])
+        rows.append([s.method, hyper, str(s.configurations), str(len(s.seeds)), *(fmt(a) for a in s.acc), fmt(s.auc)])
+        rows[-1].append(diff)
     return header, rows
+
+
+def number(value: str) -> str:
+    """A logged hyperparameter for a table: floats to 4 significant digits, anything else as it is."""
+    try:
+        return f"{float(value):.4g}" if "." in value or "e" in value else value
+    except ValueError:
+        return value
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def short(key: str, method: str) -> str:
+    """`method.weight` -> `weight`, `noise_injection.noise.sigma` -> `noise.sigma`."""
+    return key.removeprefix("method.").removeprefix(f"{method}.")
 
 
 def columns_that_fit(header: list[str], rows: list[list[str]], width: int) -> list[int]:
@@ -53,13 +76,6 @@ def columns_that_fit(header: list[str], rows: list[list[str]], width: int) -> li
     return sorted(set(others) | picked)
 
 
-def markdown(summaries: list[MethodSummary], title: str, notes: list[str], reference: str) -> str:
-    header, rows = table_rows(summaries, reference)
-    lines = [f"# {title}", "", *notes, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def write_csv(summaries: list[MethodSummary], path: Path, metric: str) -> None:
     scales = summaries[0].scales
     columns = ["method", "hyperparameters", "n_seeds", "seeds", f"selection_{metric}"]
@@ -78,13 +94,25 @@ def write_csv(summaries: list[MethodSummary], path: Path, metric: str) -> None:
             writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in row])
 
 
-def reference_scale(runs: list[TrialRun], scales: list[float]) -> float:
-    """The noisy scale of the scatter: the training sigma when it is an evaluation scale, else the middle one."""
-    sigmas = {r.params.get("noise.sigma") for r in runs}
-    if len(sigmas) == 1:
-        sigma = float(next(iter(sigmas)) or "nan")
-        if sigma in scales and sigma > 0:
-            return sigma
+def sweep_config(client: Any, parent: Any) -> dict[str, Any]:
+    """The resolved config the sweep ran with (its parent run's sweep.yaml); {} when missing."""
+    import tempfile
+
+    import yaml
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return yaml.safe_load(Path(client.download_artifacts(parent.info.run_id, "sweep.yaml", tmp)).read_text())
+    except Exception:  # an old sweep or a foreign store: no claim, default scale
+        return {}
+
+
+def reference_scale(config: dict[str, Any], scales: list[float]) -> float:
+    """The scale of the verdicts and the scatter: the base training sigma when it is a noisy evaluation
+    scale, else the middle one."""
+    sigma = (config.get("noise") or {}).get("sigma")
+    if isinstance(sigma, (int, float)) and sigma > 0 and any(math.isclose(sigma, s) for s in scales):
+        return float(sigma)
     return scales[len(scales) // 2]
 
 
@@ -96,45 +124,92 @@ def make_report(
     metric: str | None = None,
     reference: str | None = None,
     scale: float | None = None,
+    results: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png into `out`,
-    log them to the parent run under `report/`. Returns the summaries, the files and the texts.
-    `reference`: the method of the paired differences (default `noise_injection`, when the sweep has it)."""
+    """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png (with deployment
+    settings also deploy.md, deploy.csv, deploy.png) into `out`, log them to the parent run under
+    `report/`; with `results`, also the README's tables
+    (sweep/report/results.py). `reference` (default: noise_injection, or the reference of the sweep's
+    claim when noise_injection is not in the sweep). Returns the summaries, verdicts, claim, files, texts."""
     if out is not None:
         output_folder(out, "--out")
     parent, runs = load_runs(uri, experiment, sweep)
-    name = parent.data.tags.get("sweep.name", "sweep")
-    methods = sorted({r.method for r in runs})
+    client = client_for(uri)
+    config = sweep_config(client, parent)
+    raw_claim = (config.get("sweep") or {}).get("claim")
+    claim = Claim.model_validate(raw_claim) if raw_claim else None
+    methods = {r.method for r in runs}
     if reference is not None and reference not in methods:
-        raise ReportError(f"--reference {reference!r}: not a method of sweep {name!r}; methods: {', '.join(methods)}")
-    reference = reference or "noise_injection"
+        raise ReportError(
+            f"--reference {reference!r}: not a method of this sweep; methods: {', '.join(sorted(methods))}"
+        )
+    if reference is None:
+        fallback = claim.comparisons[0].reference if claim is not None else "noise_injection"
+        reference = "noise_injection" if "noise_injection" in methods else fallback
+    name = parent.data.tags.get("sweep.name", "sweep")
     tagged = parent.data.tags.get("sweep.metric", "val_auc")
     metric = metric or (tagged if "," not in tagged else "val_auc")
     summaries = summarize(runs, metric, reference)
+    folder = Path(out) if out is not None else Path("report") / name
+    folder.mkdir(parents=True, exist_ok=True)
     scales = summaries[0].scales
     if scale is not None and scale not in scales:
         raise ReportError(f"--scale {scale:g}: not an evaluation scale of sweep {name!r}; scales: {scales}")
-    folder = Path(out) if out is not None else Path("report") / name
-    folder.mkdir(parents=True, exist_ok=True)
+    scale = scale if scale is not None else reference_scale(config, scales)
+    chosen = {s.method: s.runs for s in summaries}
+    compared = compare(chosen, reference, [("AUC", "auc"), (f"acc@{scale:g}", scale_label(scale))])
 
     finished = [r for r in runs if r.finished]
     failed = [r for r in runs if r.status == "failed"]
     stopped = [r for r in runs if r.status == "stopped_early"]
     incomplete = completeness(parent, runs)
-    notes = [*([f"**{incomplete}**"] if incomplete else []),
-        f"Sweep `{name}` (MLflow experiment `{experiment}`, parent run `{parent.info.run_id}`): {len(runs)} trials, "
-        f"{len(finished)} finished, {len(stopped)} stopped early, {len(failed)} failed.",
-        f"Hyperparameters chosen per method on validation (`{metric}`, mean over seeds); test accuracy "
-        f"mean ± 95% CI over seeds (Student t); ΔAUC = paired difference to `{reference}` over shared seeds.",
+    sections = [
+        (
+            (f"**{incomplete}**. " if incomplete else "")
+            + f"Sweep `{name}`: {len(runs)} trials, {len(finished)} finished, {len(stopped)} stopped early, "
+            f"{len(failed)} failed. Hyperparameters chosen per method on validation (`{metric}`, mean over seeds; "
+            f"`configs`: the configurations each method was tuned over); test accuracy (%) mean ± 95% CI over "
+            f"seeds (Student t); ΔAUC = paired difference to `{reference}` over shared seeds.",
+            *table_rows(summaries, reference),
+        )
     ]
-    md = markdown(summaries, f"Robustness comparison: {name}", notes, reference)
+    if compared:
+        sections.append(
+            (
+                f"Verdicts against `{reference}`: paired differences over seeds (same seeds, same noise draws), "
+                f"two-sided t-test at 95%, Holm-corrected over the {plural(len(summaries) - 1, 'method')} compared; "
+                "smallest detectable Δ: the true difference this many seeds would detect with 80% power at the "
+                "strictest Holm level, given the observed spread.",
+                *verdict_rows(compared, reference),
+            )
+        )
+    verdict, claim_row, claim_table = None, None, None
+    if claim is not None:
+        claim_table = verdict, header, rows = claim_rows(claim, chosen)
+        text = (
+            f"Claim ({claim.paper}): {claim.statement} Paper's setting: {claim.paper_setting}. Here: "
+            f"{claim.setting}. Verdict on digits: **{verdict}** (Holm over the claim's comparisons)."
+        )
+        sections.append((text, header, rows))
+        shows = "; ".join(f"{r[0]}, {r[1]}: {r[3]} vs {r[4]}, Δ {r[5]} ({r[6]})" for r in rows)
+        claim_row = [name, claim.paper, claim.statement, claim.setting, shows, verdict]
+    body = compose(sections)
+    md = f"# Robustness comparison: {name}\n\n{body}"
     files = {"md": folder / "report.md", "csv": folder / "report.csv"}
+    settings = summarize_settings(summaries, sweep_settings(finished))
+    if settings:
+        deploy_md = deploy_markdown(summaries, settings, name)
+        md += "\n" + deploy_md
+        files["deploy_md"] = folder / "deploy.md"
+        files["deploy_md"].write_text(deploy_md)
+        files["deploy_csv"] = write_deploy_csv(settings, folder / "deploy.csv")
+        title = f"{name}: test accuracy per deployment setting, mean and 95% CI over seeds"
+        files["deploy_png"] = plot_settings(settings, folder / "deploy.png", title)
     files["md"].write_text(md)
     write_csv(summaries, files["csv"], metric)
 
     series = {s.method: (s.scales, [a[0] for a in s.acc], [a[1] for a in s.acc]) for s in summaries}
     files["curves"] = plot_bands(series, folder / "curves.png", f"{name}: test accuracy, mean and 95% CI over seeds")
-    scale = scale if scale is not None else reference_scale(finished, scales)
     with_scale = [r for r in finished if scale_label(scale) in r.metrics]
     files["pareto"] = plot_pareto(
         [r.method for r in with_scale],
@@ -144,13 +219,29 @@ def make_report(
         f"test accuracy at noise scale {scale:g}",
         f"{name}: every finished trial (descriptive; selection used validation)",
     )
-    client = client_for(uri)
     for path in files.values():
         client.log_artifact(parent.info.run_id, str(path), "report")
+    if results is not None:
+        files.update(write_results(Path(results), name, body, claim_row, files["curves"]))
+        if settings:  # DIR/<name>_deploy.md and .png beside the main table
+            written = write_results(Path(results), f"{name}_deploy", deploy_md, None, files["deploy_png"])
+            files.update({f"deploy_{key}": path for key, path in written.items()})
     return {
-        "summaries": summaries, "files": files, "markdown": md, "parent": parent, "runs": runs, "metric": metric,
-        "reference": reference, "incomplete": incomplete,
-    }  # fmt: skip
+        "summaries": summaries,
+        "settings": settings,
+        "files": files,
+        "markdown": md,
+        "parent": parent,
+        "runs": runs,
+        "metric": metric,
+        "scale": scale,
+        "verdicts": compared,
+        "claim": claim,
+        "claim_verdict": verdict,
+        "claim_table": claim_table,
+        "reference": reference,
+        "incomplete": incomplete,
+    }
 
 
 def completeness(parent: Any, runs: list[TrialRun]) -> str:

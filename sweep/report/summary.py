@@ -16,6 +16,7 @@ from typing import Any
 
 from hardware import mean_ci95 as mean_ci
 from sweep.config import ConfigError
+from sweep.report.verdicts import trains_under_noise
 from sweep.tracking import check_store, client_for, scale_label, search_all
 
 
@@ -53,6 +54,8 @@ class MethodSummary:
     diff_acc: list[tuple[float, float]] = field(default_factory=list)  # vs the reference, paired by seed
     diff_auc: tuple[float, float] | None = None
     runs: list[TrialRun] = field(default_factory=list)
+    configurations: int = 1
+    """Configurations (hyperparameter draws) of the method that finished: its tuning budget."""
 
 
 # ------------------------------------------------------------------------------- reading MLflow
@@ -114,7 +117,17 @@ def select(runs: list[TrialRun], metric: str) -> tuple[dict[str, str], float, li
         return sum(values) / len(values) if values else -math.inf
 
     best = max(groups, key=lambda g: score(groups[g]))
-    return dict(zip(keys, best, strict=True)), score(groups[best]), groups[best]
+    hyper = dict(zip(keys, best, strict=True))
+    run = groups[best][0]
+    if "noise.sigma" in run.params and "noise.sigma" not in hyper and trains_under_noise(run.method, run.params):
+        hyper["noise.sigma"] = run.params["noise.sigma"]  # a knob of every method that trains under noise
+    return hyper, score(groups[best]), groups[best]
+
+
+def configurations(runs: list[TrialRun]) -> int:
+    """The distinct configurations (seed aside) among `runs`."""
+    keys = varied(runs)
+    return len({tuple(r.params.get(k) for k in keys) for r in runs})
 
 
 def summarize(runs: list[TrialRun], metric: str = "val_auc", reference: str = "noise_injection") -> list[MethodSummary]:
@@ -125,11 +138,22 @@ def summarize(runs: list[TrialRun], metric: str = "val_auc", reference: str = "n
     scales = sorted({float(k.removeprefix("acc_at_")) for r in finished for k in r.metrics if k.startswith("acc_at_")})
     summaries = []
     for method in dict.fromkeys(r.method for r in finished):
-        hyper, score, chosen = select([r for r in finished if r.method == method], metric)
+        mine = [r for r in finished if r.method == method]
+        hyper, score, chosen = select(mine, metric)
         acc = [mean_ci([r.metrics[scale_label(s)] for r in chosen if scale_label(s) in r.metrics]) for s in scales]
         auc = mean_ci([r.metrics["auc"] for r in chosen])
         summaries.append(
-            MethodSummary(method, hyper, score, sorted(r.seed for r in chosen), scales, acc, auc, runs=chosen)
+            MethodSummary(
+                method,
+                hyper,
+                score,
+                sorted(r.seed for r in chosen),
+                scales,
+                acc,
+                auc,
+                runs=chosen,
+                configurations=configurations(mine),
+            )
         )
     ref = next((s for s in summaries if s.method == reference), None)
     if ref is not None:

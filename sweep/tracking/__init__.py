@@ -2,13 +2,26 @@
 Floor 3 of `sweep`: imports `sweep.config` and `sweep.experiment`; never Ray."""
 
 from sweep.tracking.client import check_store, client_for, experiment_id, search_all
-from sweep.tracking.names import CURVE_JSON, CURVE_PNG, HISTORY, error_line, flatten, scale_label
+from sweep.tracking.names import (
+    CURVE_JSON,
+    CURVE_PNG,
+    DEPLOY,
+    DEPLOY_JSON,
+    HISTORY,
+    SETTING_PREFIXES,
+    error_line,
+    flatten,
+    scale_label,
+)
 from sweep.tracking.writer import TrackingWriter
 
 __all__ = [
     "CURVE_JSON",
     "CURVE_PNG",
+    "DEPLOY",
+    "DEPLOY_JSON",
     "HISTORY",
+    "SETTING_PREFIXES",
     "TrackingWriter",
     "check_store",
     "client_for",

@@ -5,7 +5,10 @@ Layout: one parent run per sweep (tag `sweep.id`, the resolved config as `sweep.
 run per trial (tags `mlflow.parentRunId`, `sweep.trial_key`, `ray.trial_id`, `method`, `node_id`,
 `hostname`, `sweep.status`; the trial's experiment config flattened as params), per-epoch metrics
 at step = epoch, the final curve as `curve/acc` and `curve/ci95` (step = index of the scale) and
-`acc_at_<scale>`, `auc`, `val_auc`, `test_acc`; artifacts `curve.json`, `curve.png`,
+`acc_at_<scale>`, `auc`, `val_auc`, `test_acc`; per deployment setting KEY `curve/KEY/acc`,
+`curve/KEY/ci95` and `curve/KEY/x` (the axis value; step = index on the setting's axis), tags
+`deploy.KEY.axis` and `deploy.KEY.unit`, `auc:KEY`, `acc:KEY:VALUE` (and `val_*` where selection
+names the setting), `flatness`; artifacts `curve.json`, `curve.png`, `deploy.json`,
 `model/checkpoint.pt`, and `error.txt` for a failed trial. A restored sweep finds its runs again
 by these tags, so every trial keeps exactly one run.
 
@@ -32,10 +35,13 @@ from sweep.tracking.client import client_for, experiment_id, search_all
 from sweep.tracking.names import (
     CURVE_JSON,
     CURVE_PNG,
+    DEPLOY,
+    DEPLOY_JSON,
     EPOCH_KEYS,
     FINAL_KEYS,
     HISTORY,
     PLACE_TAGS,
+    SETTING_PREFIXES,
     error_line,
     flatten,
     number,
@@ -230,12 +236,14 @@ class TrackingWriter:
             own = f"{entry['method']}/"  # the method's summary() scalars
             for key, value in result.items():
                 final = key in FINAL_KEYS or key.endswith("_seconds") or key.startswith(("acc_at_", own))
+                final = final or key.startswith(SETTING_PREFIXES)
                 if number(value) and final:
                     metrics.append(Metric(key, float(value), stamp, 0))
-            for step, point in enumerate(json.loads(result["curve"])["points"]):
-                metrics.append(Metric("curve/acc", point["mean"], stamp, step))
-                ci = point["ci95"]
-                metrics.append(Metric("curve/ci95", math.nan if ci is None else ci, stamp, step))
+            metrics += curve_metrics("curve", json.loads(result["curve"]), stamp)
+            for key, deployed in json.loads(result.get(DEPLOY, "{}")).items():
+                metrics += curve_metrics(f"curve/{key}", deployed["curve"], stamp, axis=True)
+                setting = deployed["setting"]
+                tags.update({f"deploy.{key}.axis": setting["axis"], f"deploy.{key}.unit": setting["unit"]})
             entry["final"] = True
         return metrics, tags
 
@@ -253,7 +261,7 @@ class TrackingWriter:
         self.client.set_terminated(run_id, "FINISHED")
 
     def _log_files(self, run_id: str, folder: Path) -> None:
-        for name, artifact_path in ((CURVE_JSON, None), (CURVE_PNG, None), (MODEL_FILE, "model")):
+        for name, artifact_path in ((CURVE_JSON, None), (CURVE_PNG, None), (DEPLOY_JSON, None), (MODEL_FILE, "model")):
             if (folder / name).exists():
                 self.client.log_artifact(run_id, str(folder / name), artifact_path)
 
@@ -271,3 +279,16 @@ class TrackingWriter:
             self.client.log_batch(
                 run_id, metrics=metrics[i : i + 100], params=params_list[i : i + 100], tags=tags_list[i : i + 100]
             )
+
+
+def curve_metrics(prefix: str, curve: dict[str, Any], stamp: int, axis: bool = False) -> list[Any]:
+    """`PREFIX/acc` and `PREFIX/ci95` at step = index on the curve's axis (and `PREFIX/x`, the axis value)."""
+    from mlflow.entities import Metric
+
+    metrics = []
+    for step, point in enumerate(curve["points"]):
+        ci = point["ci95"]
+        metrics += [Metric(f"{prefix}/acc", point["mean"], stamp, step)]
+        metrics += [Metric(f"{prefix}/ci95", math.nan if ci is None else ci, stamp, step)]
+        metrics += [Metric(f"{prefix}/x", point["scale"], stamp, step)] if axis else []
+    return metrics

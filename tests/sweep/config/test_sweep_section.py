@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.config import GROUP, TRIAL_KEY, ConfigError, OptunaSpace, build_sweep, load_config, load_sweep
+from sweep.config import GROUP, TRIAL_KEY, ConfigError, build_sweep, load_config, load_sweep
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -50,12 +50,15 @@ def test_every_shipped_config_is_a_valid_sweep_and_experiment(path: Path):
     assert load_config(path).model_dump() == cfg.experiment.model_dump()  # `sweep train` reads the same base
 
 
-def test_main_job_covers_every_registered_method_with_three_seeds():
+def test_main_job_covers_every_registered_method_with_five_seeds_and_equal_budgets():
     import methods
 
     space = load_sweep(ROOT / "configs" / "digits.yaml").space
     assert sorted(space.methods()) == methods.names()
-    assert space.seeds == [0, 1, 2]
+    assert space.seeds == [0, 1, 2, 3, 4]
+    assert set(space.budgets().values()) == {1} and space.num_trials == 5 * len(methods.names())
+    sigmas = {space.experiment(space._first_point(m)).noise.sigma for m in space.methods()}
+    assert sigmas == {0.2}  # the same training noise scale for every method that trains under noise
     assert space.experiment(space.points()[0]).eval.scales[-1] == pytest.approx(0.4)
 
 
@@ -74,12 +77,46 @@ def test_points_expand_grid_domains_per_method_and_keep_constants():
 def test_grid_configs_draw_random_domains_within_bounds_and_reproducibly():
     section = {**SECTION, "search": {"num_samples": 5, "seed": 3}}
     configs = sweep_of(section).space.grid_configs()
-    assert len(configs) == 4 * 5 and [c[GROUP] for c in configs] == list(range(20))
+    # points without a random domain run once: 1 + 2 (consistency's grid) + 5 draws of adversarial
+    assert len(configs) == 3 + 5 and [c[GROUP] for c in configs] == list(range(8))
     adversarial = [c for c in configs if c["method.name"] == "adversarial"]
     assert all(0.05 <= c["adversarial.beta"] <= 0.5 and c["adversarial.attack_steps"] in (1, 2, 3) for c in adversarial)
     assert len({c["adversarial.beta"] for c in adversarial}) == 5
     assert all("adversarial.beta" not in c for c in configs if c["method.name"] != "adversarial")
     assert configs == sweep_of(section).space.grid_configs()
+
+
+def test_a_budget_gives_every_method_the_same_number_of_configurations():
+    section = {
+        "grid": {"method.name": ["baseline", "noise_injection", "consistency"], "seed": [0, 1]},
+        "space": {
+            "noise_injection": {"noise.sigma": {"uniform": [0.05, 0.4]}},
+            "consistency": {"weight": {"grid": [0.3, 1.0, 3.0]}, "noise.sigma": {"choice": [0.1, 0.2, 0.3]}},
+        },
+        "search": {"budget": 8},
+    }
+    space = sweep_of(section).space
+    assert space.budgets() == {"baseline": 1, "noise_injection": 8, "consistency": 8}
+    assert [n for p, n in space.draws() if p["method.name"] == "consistency"] == [3, 3, 2]
+    configs = space.grid_configs()
+    sigmas = [c["noise_injection.noise.sigma"] for c in configs if c["method.name"] == "noise_injection"]
+    assert len(set(sigmas)) == 8 and all(0.05 <= s <= 0.4 for s in sigmas)
+    assert space.num_trials == (1 + 8 + 8) * 2
+    cfg = space.experiment({"method.name": "noise_injection", "noise_injection.noise.sigma": 0.3, "seed": 1})
+    assert cfg.noise.sigma == pytest.approx(0.3) and cfg.method.name == "noise_injection"
+    other = space.experiment({"method.name": "baseline", "noise_injection.noise.sigma": 0.3})
+    assert other.noise.sigma == pytest.approx(0.2)  # the default: the key belongs to noise_injection only
+    assert space.notes() == [
+        "baseline: no random domain, so each grid point runs once per seed (budget 8 would repeat identical "
+        "trials); configurations per method: baseline 1, noise_injection 8, consistency 8"
+    ]
+
+
+def test_num_samples_never_repeats_a_point_without_random_domains():
+    space = sweep_of({**SECTION, "space": {"consistency": {"weight": 0.5}}, "search": {"num_samples": 3}}).space
+    assert space.num_groups == 3 and space.num_trials == 6
+    assert "num_samples 3 would repeat identical trials" in space.notes()[0]
+    assert sweep_of(SECTION).space.notes() == []
 
 
 def test_a_trial_config_becomes_its_experiment():
@@ -93,30 +130,30 @@ def test_a_trial_config_becomes_its_experiment():
     assert space.experiment({"noise.sigma": 0.1, "train.lr": 0.01}).noise.sigma == pytest.approx(0.1)
 
 
-def test_optuna_space_cycles_grid_points_and_suggests_each_methods_own_knobs():
-    import optuna
+def test_optuna_gives_each_method_its_own_study_and_suggests_only_its_knobs():
+    from sweep.execution.studies import MethodStudies
 
     space = sweep_of({**SECTION, "search": {"algorithm": "optuna", "num_samples": 2}}).space
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    define = OptunaSpace(space)
+    searcher = MethodStudies(space, ["val_auc"])
     seen = []
-    for _ in range(8):
-        trial = study.ask()
-        constants = define(trial)
-        seen.append(constants["method.name"])
-        if constants["method.name"] == "adversarial":
-            assert set(trial.params) == {"adversarial.beta", "adversarial.attack_steps"}
-            assert 0.05 <= trial.params["adversarial.beta"] <= 0.5
+    for i in range(space.num_groups):
+        config = searcher.suggest(f"t{i}")
+        seen.append(config["method.name"])
+        if config["method.name"] == "adversarial":
+            assert 0.05 <= config["adversarial.beta"] <= 0.5 and config["adversarial.attack_steps"] in (1, 2, 3)
         else:
-            assert trial.params == {}
-        study.tell(trial, 0.5)
-    assert seen == ["baseline", "consistency", "consistency", "adversarial"] * 2
+            assert not any(k.startswith("adversarial.") for k in config)
+        searcher.on_trial_complete(f"t{i}", {"val_auc": 0.5})
+    # baseline and consistency have no random domain: one configuration per point, whatever num_samples
+    assert seen == ["baseline", "consistency", "adversarial", "consistency", "adversarial"]
+    assert searcher.suggest("t9") == "FINISHED"
+    assert set(searcher._studies) == {"adversarial"} and len(searcher.study("adversarial").trials) == 2
 
 
 @pytest.mark.parametrize(
     ("section", "expected"),
     [
-        ({"gird": {}}, "sweep.gird: unknown key; allowed: failure, grid, name, report_interval, resources, scheduler"),
+        ({"gird": {}}, "sweep.gird: unknown key; allowed: claim, failure, grid, name, report_interval, resources"),
         ({"search": {"algorithm": "bayes"}}, "sweep.search.algorithm: Input should be 'grid' or 'optuna'"),
         ({"search": {"metric": "test_acc"}}, "sweep.search.metric: must be one of, or a list of distinct, val_auc"),
         ({"scheduler": {"name": "asha", "reduction_factor": 1}}, "sweep.scheduler.reduction_factor: Input should be"),
@@ -141,8 +178,17 @@ def test_optuna_space_cycles_grid_points_and_suggests_each_methods_own_knobs():
         ({"space": {"seed": {"grid": [1, 2]}}}, "sweep.space.seed: seeds are a grid axis"),
         ({"space": {"train.lr": 0.1}}, "sweep.space.train.lr: expected a domain"),
         ({"space": {"train.lrr": {"uniform": [0.1, 1]}}}, "sweep.space.train.lrr: train.lrr: unknown key"),
-        ({"search": {"num_samples": 3}}, "sweep.search.num_samples: 3 samples of a space without random domains"),
-        ({"search": {"algorithm": "optuna"}}, "sweep.search.algorithm: optuna needs a random domain"),
+        ({**SECTION, "search": {"budget": 1}}, "sweep.search.budget: consistency has 2 grid points, more than the"),
+        ({"search": {"budget": 4, "num_samples": 2}}, "sweep.search.num_samples: set either num_samples or budget"),
+        (
+            {**SECTION, "space": {"baseline": {"noise.sigma": {"grid": [0.1, 0.2]}}}},
+            "sweep.space.baseline: baseline does not train under noise",
+        ),
+        ({"space": {"consistency": {"eval.samples": 3}}}, "sweep.space.consistency.eval.samples: a method's space"),
+        (
+            {"space": {"consistency": {"noise.sigma": {"grid": [0.1, 0.2]}}}, "search": {"metric": "val_noisy_acc"}},
+            "sweep.search.metric: val_noisy_acc is measured at each trial's own noise.sigma",
+        ),
         ({"scheduler": {"name": "asha", "grace_period": 3}}, "sweep.scheduler.grace_period: must be less than"),
     ],
 )
@@ -223,3 +269,26 @@ def test_search_state_survives_a_restore_and_repeats_each_draw_per_seed(tmp_path
     restored.searcher.restore(str(tmp_path / "searcher.pkl"))
     got += [restored.suggest(f"t{i}") for i in range(5, space.num_trials)]
     assert got == expected
+
+
+@pytest.mark.parametrize("algorithm", ["grid", "optuna"])
+def test_regression_a_point_without_random_domains_never_runs_twice(algorithm: str):
+    """Issue 11: optuna with num_samples 3 ran nft (no random domain) three times with identical
+    configurations, and the report counted them as three seeds."""
+    from sweep.execution.searchers import build_search
+
+    section = {
+        "grid": {"method.name": ["consistency", "nft"], "seed": [0, 1]},
+        "space": {"consistency": {"weight": {"loguniform": [0.1, 10]}}, "nft": {"exit_hidden": 8}},
+        "search": {"algorithm": algorithm, "num_samples": 3},
+    }
+    space = sweep_of(section).space
+    searcher = build_search(space, ["val_auc"])
+    configs = []
+    while (config := searcher.suggest(f"t{len(configs)}")) not in (None, "FINISHED"):
+        configs.append(config)
+        assert len(configs) <= 20
+    nft = [c for c in configs if c["method.name"] == "nft"]
+    assert sorted(c["seed"] for c in nft) == [0, 1]  # one configuration, once per seed
+    weights = {c["consistency.weight"] for c in configs if c["method.name"] == "consistency"}
+    assert len(weights) == 3 and len(configs) == space.num_trials == (3 + 1) * 2
