@@ -5,6 +5,15 @@ The public API of the package; methods/, sweep/ and bench/ import from here only
 
 from hardware.apply import ANALOG_LAYERS, analog_layers, noisy_layers, noisy_parameters, noisy_weights
 from hardware.curve import CurvePoint, RobustnessCurve, format_curve_table
+from hardware.deploy import (
+    DEPLOY_SETTINGS,
+    DeploySetting,
+    Flatness,
+    deploy_setting,
+    deploy_settings,
+    format_setting_table,
+    hessian_max_eigenvalue,
+)
 from hardware.deployed import perturbed
 from hardware.engine import DEFAULT_PATH, Prepared, accuracy, prepare, robustness_curve
 from hardware.layout import fast_memory_format, images_to, in_layout_of, memory_format
@@ -18,10 +27,13 @@ from hardware.statistics import area_under_curve, mean_ci95, mean_std, t_quantil
 __all__ = [
     "ANALOG_LAYERS",
     "DEFAULT_PATH",
+    "DEPLOY_SETTINGS",
     "NOISE_MODELS",
     "PRESETS",
     "Crossbar",
     "CurvePoint",
+    "DeploySetting",
+    "Flatness",
     "NoiseModel",
     "Plugin",
     "PluginRegistry",
@@ -32,11 +44,15 @@ __all__ = [
     "accuracy",
     "analog_layers",
     "area_under_curve",
+    "deploy_setting",
+    "deploy_settings",
     "derive_seed",
     "draw_generator",
     "draw_seed",
     "fast_memory_format",
     "format_curve_table",
+    "format_setting_table",
+    "hessian_max_eigenvalue",
     "images_to",
     "in_layout_of",
     "mean_ci95",
@@ -49,9 +65,9 @@ __all__ = [
     "noisy_weights",
     "one_line",
     "perturbed",
+    "prepare",
     "preset",
     "preset_params",
-    "prepare",
     "robustness_curve",
     "t_quantile",
 ]

@@ -54,7 +54,9 @@ class Plugin(BaseModel):
     member by name and pydantic validates the member's own fields (unknown keys are errors).
     """
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, allow_inf_nan=False
+    )  # no option of a noise model, method or model may be inf or nan (noise.sigma=.inf would train)
 
     name: str
 

@@ -14,6 +14,7 @@ from methods import (  # noqa: F401  (each import registers a method)
     noise_injection,
 )
 from methods.base import METHODS, Method, StepOutput, TrainContext, Trained
+from methods.threads import free_cores, parse_threads, use_threads
 from methods.train import Report, TrainResult, TrainState, make_loader, train
 from methods.train_config import TrainConfig, resolve_device
 
@@ -33,8 +34,11 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "Trained",
+    "free_cores",
     "make_loader",
     "names",
+    "parse_threads",
     "resolve_device",
     "train",
+    "use_threads",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -30,6 +31,8 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    first_loss: float | None = None
+    """The loss of the first training batch: the reference of the divergence check."""
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +41,7 @@ class TrainState:
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
             "history": list(self.history),
+            "first_loss": self.first_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -46,6 +50,7 @@ class TrainState:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
+        self.first_loss = state.get("first_loss")
 
 
 @dataclass
@@ -54,6 +59,22 @@ class TrainResult:
     history: list[dict[str, float]]
     summary: dict[str, float] = field(default_factory=dict)  # the method's scalars (`Trained.summary`)
     details: dict[str, Any] = field(default_factory=dict)  # the method's other results (`Trained.details`)
+
+
+DIVERGENCE = 1000.0
+"""A training loss above this many times the first batch's loss means the run diverged."""
+
+
+def check_divergence(loss: float, first: float, epoch: int, method: str) -> None:
+    """FloatingPointError when the loss is not finite or exploded (> DIVERGENCE x the first batch's loss,
+    which is floored at 0.01 so a near-zero start cannot trip it)."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss} in epoch {epoch} ({method})")
+    if loss > DIVERGENCE * max(first, 0.01):
+        raise FloatingPointError(
+            f"loss diverged to {loss:.3g} in epoch {epoch} ({method}): "
+            f"over {DIVERGENCE:g}x the first batch's {first:.3g}"
+        )
 
 
 Report = Callable[[dict[str, float], TrainState], None]
@@ -117,8 +138,9 @@ def train(
         for x, y in train_loader:
             x, y = images_to(x, device, fmt), y.to(device)  # (B, C, H, W), (B,)
             out = method.step(model, x, y, noise)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(f"loss became {out.loss.item()} in epoch {epoch + 1} ({method.name})")
+            loss = out.loss.item()
+            state.first_loss = loss if state.first_loss is None else state.first_loss
+            check_divergence(loss, state.first_loss, epoch + 1, method.name)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             if cfg.grad_clip is not None:
@@ -128,7 +150,7 @@ def train(
             batch = y.shape[0]
             seen += batch
             correct += (out.logits.argmax(1) == y).sum().item()
-            term_sums["loss"] += out.loss.item() * batch
+            term_sums["loss"] += loss * batch
             for term, value in out.terms.items():
                 term_sums[term] += value * batch
         scheduler.step()

@@ -14,7 +14,7 @@ EVAL_BATCH_SIZE = 256
 class TrainConfig(BaseModel):
     """How to train: optimizer, schedule, epochs, batch size, device."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
     epochs: int = Field(30, ge=1)
     """Number of passes over the training split."""

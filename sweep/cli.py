@@ -43,13 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # bare `sweep`: the help, not an error
         parser.print_help()
         return 0
-    from sweep.config import ConfigError  # not at the top: it imports torch, and `sweep --help` needs none
+    from sweep.config import ConfigError, DiskFull  # not at the top: it imports torch, and `sweep --help` needs none
 
     try:
         return int(args.func(args) or 0)
     except (ConfigError, CommandError) as err:
         print(f"sweep {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except DiskFull as err:
+        print(f"sweep {args.command}: error: {err.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"sweep {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,37 @@ def plot_pareto(
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front")
     _label(ax, xlabel, ylabel, title)
     return _save(fig, path, vector=True)
+
+
+@dataclass
+class Panel:
+    """One small plot of a figure of several: its title, x label, log x axis, and its curves."""
+
+    title: str
+    xlabel: str
+    log_x: bool
+    series: dict[str, Series]
+
+
+def plot_setting_panels(panels: Sequence[Panel], path: str | Path, title: str, ylabel: str = "test accuracy") -> Path:
+    """Small multiples: one panel per entry (3 per row), one shared legend, the band the 95% CI."""
+    plt = _pyplot()
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), dpi=110, squeeze=False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        for label, (xs, mean, ci) in panel.series.items():
+            _band(ax, xs, mean, ci, label=label)
+        if panel.log_x:
+            ax.set_xscale("log")
+        ax.set_title(panel.title, fontsize=9)
+        ax.set_xlabel(panel.xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path, rect=(0, 0.06 + 0.02 * (len(labels) > 5), 1, 0.97))

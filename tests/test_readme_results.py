@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_results_blocks_are_the_files_sweep_report_wrote():
     blocks = readme_blocks((ROOT / "README.md").read_text())
-    assert [path for path, _ in blocks] == ["docs/results/digits.md", "docs/results/claims.md"]
+    assert [path for path, _ in blocks] == [
+        "docs/results/digits.md",
+        "docs/results/claims.md",
+        "docs/results/digits_deploy.md",  # the deployment matrix (issue #10)
+    ]
     for path, text in blocks:
         fix = "run python -m sweep.report.readme README.md"
         assert text == (ROOT / path).read_text(), f"README block {path} differs: {fix}"

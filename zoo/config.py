@@ -35,7 +35,7 @@ class MemberConfig(BaseModel):
     """A config section that names a member of `registry` and gives its `options` (checked against the
     member's fields before any work)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
     registry: ClassVar[PluginRegistry]
 
     @field_validator("name", check_fields=False)

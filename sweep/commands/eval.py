@@ -1,4 +1,6 @@
-"""`sweep eval CHECKPOINT`: the robustness curve of a trained model under any noise model, as a table."""
+"""`sweep eval CHECKPOINT`: the robustness curve of a trained model under any noise model, as a table,
+and one table per deployment setting (`--deploy` or the config's `eval.deploy`), each naming its axis
+and unit."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.commands import CommandError
+from sweep.commands.train import add_threads_argument
 
 EDITABLE = ("noise", "eval", "data")
 """Config sections `--set` may change here (the model and its training are fixed by the checkpoint)."""
@@ -37,7 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="seed of the common random numbers")
     parser.add_argument("--split", choices=("test", "val"), default="test", help="data split (default: test)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to evaluate")
-    parser.add_argument("--json", metavar="OUT", help="also write the curve as JSON to this file")
+    parser.add_argument(
+        "--deploy",
+        metavar="SETTINGS",
+        help="deployment settings, each judged on its own axis (replaces the config's eval.deploy): a YAML/JSON "
+        "file or text holding a list such as '[{name: pcm_time}, {name: attack, steps: 10}]', or setting "
+        "names such as sigma,pcm_time,attack (defaults)",
+    )
+    parser.add_argument("--json", metavar="OUT", help="also write the curves as JSON to this file")
+    add_threads_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -72,17 +83,39 @@ def eval_config(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
         "max_samples": args.max_samples,
         "seed": args.seed,
     }
+    if args.deploy is not None:
+        flags["deploy"] = parse_deploy(args.deploy)
     raw["eval"] = {**raw.get("eval", {}), **{k: v for k, v in flags.items() if v is not None}}
     return raw
 
 
+def parse_deploy(text: str) -> list[Any]:
+    """`--deploy`: a file or YAML/JSON text with a list (or one mapping) of settings, or names `a,b`."""
+    import yaml
+
+    path = Path(text)
+    try:
+        value = yaml.safe_load(path.read_text() if path.is_file() else text)
+    except yaml.YAMLError as err:
+        raise CommandError(f"--deploy: not valid YAML/JSON: {str(err).splitlines()[0]}") from None
+    if isinstance(value, str):
+        return [{"name": name.strip()} for name in value.split(",") if name.strip()]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    raise CommandError(f"--deploy {text!r}: expected a list of settings such as [{{name: pcm_time}}] or names")
+
+
 def run(args: argparse.Namespace) -> int:
-    from hardware import format_curve_table
-    from methods import resolve_device
-    from sweep.config import ConfigError, ExperimentConfig, validate
-    from sweep.experiment import load_checkpoint, test_curve
+    from hardware import format_curve_table, format_setting_table
+    from methods import resolve_device, use_threads
+    from sweep.config import ConfigError, ExperimentConfig, atomic_write, output_file, validate
+    from sweep.experiment import deploy_curves, load_checkpoint, test_curve
     from zoo import build_data
 
+    if args.json:
+        output_file(args.json, "--json")
     try:
         model, saved = load_checkpoint(args.checkpoint)
     except (FileNotFoundError, ValueError) as err:
@@ -97,16 +130,20 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"data: {err}") from None
 
+    threads = use_threads(args.threads)
     curve = test_curve(model.to(device), data, cfg, split=args.split)
     shown = cfg.noise.model_dump(exclude_defaults=True, exclude={"name", "sigma"})
     noise = ", ".join(f"{k}={v}" for k, v in shown.items()) or "defaults"
     print(f"{args.checkpoint}: {cfg.model.name} ({cfg.method.name}) on {cfg.data.name}/{args.split}")
-    print(f"noise {cfg.noise.name}: {noise}")
+    print(f"noise {cfg.noise.name}: {noise}; {threads} thread(s)")
     print(format_curve_table(curve))
+    deployed = deploy_curves(model, data, cfg, args.split, training_curve=curve)
+    for result in deployed.values():
+        print(f"\n{format_setting_table(result.setting, result.curve)}")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"checkpoint": str(args.checkpoint), "split": args.split, "curve": curve.to_dict()}
-        out.write_text(json.dumps(payload, indent=2))
+        if deployed:
+            payload["deploy"] = {key: r.to_dict() for key, r in deployed.items()}
+        out = atomic_write(args.json, json.dumps(payload, indent=2))
         print(f"wrote {out}")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sweep.commands import CommandError
+from sweep.commands import CommandError, process_seconds
 from sweep.commands.run import quiet_chatter, wide_console
 
 
@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output folder (default: report/<sweep name>)")
     parser.add_argument(
         "--metric",
-        choices=["val_auc", "val_noisy_acc", "val_acc"],
-        help="validation metric that picks each method's hyperparameters (default: the sweep's)",
+        type=selection_metric,
+        help="validation metric that picks each method's hyperparameters: val_auc, val_noisy_acc, val_acc, "
+        "or a deployment setting's val_auc:KEY / val_acc:KEY:VALUE (default: the sweep's)",
     )
     parser.add_argument(
         "--reference",
@@ -34,6 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--results", help="also write the README's tables to RESULTS/<sweep>.md (and claims.md), e.g. docs/results"
     )
     parser.set_defaults(func=run)
+
+
+def selection_metric(text: str) -> str:
+    from sweep.config import SELECT_METRICS, parse_setting_metric
+
+    if text in SELECT_METRICS or parse_setting_metric(text) is not None:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: allowed: {', '.join(SELECT_METRICS)}, val_auc:KEY, val_acc:KEY:VALUE (KEY a setting of eval.deploy)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as err:
         raise CommandError(str(err)) from None
     console = wide_console()
+    if report["incomplete"]:
+        console.print(f"[yellow]{report['incomplete']}[/]")
     header, rows = table_rows(report["summaries"], report["reference"])
     title = f"chosen on validation ({report['metric']}); test accuracy mean ± 95% CI over seeds"
     header, rows, notes = compact(header, rows, console.width, report["reference"])
@@ -73,11 +86,13 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    print_settings(console, report)
     print_decisions(console, report, report["reference"])
     files = report["files"]
     console.print(f"wrote (and logged to MLflow parent run {report['parent'].info.run_id}, under report/):")
     for path in files.values():
         console.print(f"  {path}", highlight=False, overflow="fold")
+    console.print(f"wall time {process_seconds():.1f} s")
     return 0
 
 
@@ -149,3 +164,27 @@ def compact(
     notes.append(f"ΔAUC: paired difference to {reference} over shared seeds")
     rows = [[cell.replace(" ± ", "\n± ") for cell in row] for row in rows]
     return header, rows, notes
+
+
+def print_settings(console: Any, report: dict[str, Any]) -> None:
+    """One table per deployment setting (axis and unit in the title), then the deployment matrix."""
+    from rich.table import Table
+
+    from sweep.report import matrix_rows, setting_rows
+
+    settings = report["settings"]
+    tables = []
+    for s in settings:
+        title = f"{s.setting.key}: test accuracy (%) vs {s.setting.axis_label()}, mean ± 95% CI over seeds"
+        tables.append((title, None, *setting_rows(s)))
+    if settings:
+        title = "deployment matrix: test AUC (%) per setting (over log10 t on the time axis), mean ± 95% CI over seeds"
+        caption = "*: the best mean per column; every column's axis and unit in deploy.md"
+        tables.append((title, caption, *matrix_rows(report["summaries"], settings, mark=("[bold]", " *[/]"))))
+    for title, caption, header, rows in tables:
+        table = Table(title=title, caption=caption)
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from sweep.commands import CommandError
+from sweep.commands import CommandError, process_seconds
 from sweep.commands.train import add_set_argument
 
 
@@ -57,10 +57,15 @@ def ui_command(uri: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from sweep.config import knob_text, load_sweep
+    from sweep.tracking import check_store
 
     cfg = load_sweep(args.config, args.overrides)  # every config error, before Ray starts
     if args.retry_failed and not args.resume:
         raise CommandError("--retry-failed only goes with --resume")
+    if args.resume and not [o for o in args.overrides if not o.startswith(LOCATION)]:
+        cfg = saved_config(cfg)  # the --set options of the first run need no repeating
+    if not args.dry_run:
+        check_store(cfg.section.tracking.uri)  # seconds, before Ray: a dead server or a non-database file
     console = wide_console()
     if not args.verbose:
         quiet_chatter()
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sweep.execution import SweepError, pareto_groups, run_sweep, summary_table
 
+    ready = process_seconds()
     try:
         outcome = run_sweep(
             cfg,
@@ -106,13 +112,55 @@ def run(args: argparse.Namespace) -> int:
         highlight=False,
         soft_wrap=False,
     )
+    total = process_seconds()
+    rest = total - ready - outcome.startup_seconds - outcome.fit_seconds
+    console.print(
+        f"wall time {total:.1f} s: imports and config {ready:.1f} s, Ray start-up {outcome.startup_seconds:.1f} s, "
+        f"trials {outcome.fit_seconds:.1f} s, the rest {rest:.1f} s"
+    )
+    if outcome.tracking_failures:
+        console.print(
+            f"[red]MLflow logging failed[/] ({len(outcome.tracking_failures)} events; first: "
+            f"{outcome.tracking_failures[0]}). The trials' results are in {outcome.path} (result.json and "
+            f"checkpoints per trial); fix the store and run the sweep again under a new name "
+            f"(--set sweep.name=NEW) to have MLflow hold them"
+        )
     if outcome.interrupted:
-        console.print(f"[yellow]interrupted[/]: continue with  sweep run {args.config} --resume")
+        console.print(f"[yellow]interrupted[/]: continue with  {resume_command(args)}")
         return 130
+    if outcome.tracking_failures:
+        return 1
     if outcome.failed:
         console.print(f"[red]{outcome.failed} trial(s) failed[/] (errors in the table and in their MLflow runs)")
         return 1
     return 0
+
+
+LOCATION = ("sweep.name=", "sweep.storage_path=")
+"""--set options that say where a sweep's state is: `--resume` needs them again."""
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The exact command that continues this sweep (its state holds every other --set)."""
+    import shlex
+
+    where = [f"--set {shlex.quote(o)}" for o in args.overrides if o.startswith(LOCATION)]
+    return " ".join(["sweep run", shlex.quote(args.config), *where, "--resume"])
+
+
+def saved_config(cfg: Any) -> Any:
+    """The config the sweep started with (its sweep.json), when there is one."""
+    from sweep.config import build_sweep, split_raw
+    from sweep.execution import SweepError, read_state, sweep_path
+
+    try:
+        state = read_state(sweep_path(cfg))
+    except SweepError as err:
+        raise CommandError(str(err)) from None
+    if state is None:
+        return cfg
+    base, section = split_raw(state["config"])
+    return build_sweep(base, section or {}, cfg.name)
 
 
 def dry_run(console: object, space: Any) -> int:

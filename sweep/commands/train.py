@@ -16,7 +16,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_set_argument(parser)
     parser.add_argument("--out", help="output folder (default: out/train/<config>-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    add_threads_argument(parser)
     parser.set_defaults(func=run)
+
+
+def threads_value(text: str) -> int | None:
+    from methods import parse_threads
+
+    try:
+        return parse_threads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer (got {text!r})") from None
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=threads_value, default=None, metavar="N|auto",
+        help="torch threads (default auto: the cores not busy with other work, by the load average)",
+    )  # fmt: skip
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +48,9 @@ def output_folder(out: str | None, config: str, overwrite: bool) -> Path:
 
     if out is None:
         return Path("out") / "train" / f"{Path(config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder = Path(out)
+    from sweep.config import output_folder as checked
+
+    folder = checked(out, "--out")
     if (folder / MODEL_FILE).exists() and not overwrite:
         raise CommandError(f"--out {folder} already holds a checkpoint; pick another folder or pass --overwrite")
     return folder
@@ -41,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hardware import format_curve_table
-    from sweep.config import ConfigError, load_config
+    from methods import use_threads
+    from sweep.config import ConfigError, atomic_write, load_config
     from sweep.experiment import MODEL_FILE, clean_test_accuracy, run_training, save_checkpoint, test_curve
     from zoo import build_data, data_shape
 
@@ -52,10 +72,12 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise ConfigError(f"data: {err}") from None
 
+    threads = use_threads(args.threads)
     console = Console()
     console.print(
         f"[bold]{cfg.method.name}[/] on {cfg.data.name} with {cfg.model.name}, "
-        f"training noise {cfg.noise.name} sigma={cfg.noise.sigma}, {cfg.train.epochs} epochs -> {folder}"
+        f"training noise {cfg.noise.name} sigma={cfg.noise.sigma}, {cfg.train.epochs} epochs, "
+        f"{threads} thread(s) -> {folder}"
     )
 
     def report(metrics: dict[str, float], state: object) -> None:
@@ -81,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "config": cfg.model_dump(mode="json"),
         "method_summary": result.summary,
     }
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write(folder / "metrics.json", json.dumps(metrics, indent=2))
     console.print(format_curve_table(curve))
     console.print(f"[bold]test accuracy {metrics['test_acc']:.4f}[/] (clean weights); trained in {train_seconds:.1f}s")
     console.print(f"wrote {folder / MODEL_FILE} and {folder / 'metrics.json'}")

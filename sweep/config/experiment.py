@@ -14,6 +14,21 @@ from methods import METHODS, TrainConfig
 from sweep.config.errors import Strict
 from zoo import DataConfig, ModelConfig
 
+MAX_SCALE = 1e6
+
+
+class FlatnessConfig(Strict):
+    """Arguments of `hardware.hessian_max_eigenvalue` on the training split (unshuffled)."""
+
+    batches: int = Field(4, ge=1)
+    """Batches of `train.eval_batch_size` examples in the loss."""
+    iterations: int = Field(20, ge=1)
+    """Power iterations at most."""
+    tol: float = Field(1e-4, gt=0)
+    """Stop once lambda changes by less than this (relative)."""
+    seed: int = 0
+    """Seed of the power iteration's start vector."""
+
 
 class EvalConfig(Strict):
     scales: list[float] = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4]
@@ -26,12 +41,29 @@ class EvalConfig(Strict):
     """Upper bound on draws per scale with `target_ci`."""
     seed: int = 1234
     """Seed of the common random numbers: draw k uses a generator seeded from (seed, k)."""
+    deploy: list[dict[str, Any]] = []
+    """Deployment settings (`hardware.DEPLOY_SETTINGS`: `sigma`, `pcm_time`, `attack`), each judged on
+    the test split with its own axis and unit, e.g. ``[{name: sigma, noise: {name: lognormal}},
+    {name: pcm_time}, {name: attack, starts: 1, steps: 10}]``. Empty: only the curve above."""
+    flatness: FlatnessConfig | None = None
+    """Record the trained weights' flatness (`hardware.hessian_max_eigenvalue`); None: not measured."""
+
+    @field_validator("deploy")
+    @classmethod
+    def _deploy(cls, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in hardware.deploy_settings(items)]  # one-line ValueError on bad input
+
+    def settings(self) -> list[hardware.DeploySetting]:
+        """The deployment settings, built."""
+        return hardware.deploy_settings(self.deploy)
 
     @field_validator("scales")
     @classmethod
     def _scales(cls, scales: list[float]) -> list[float]:
         if not scales or any(s < 0 for s in scales) or sorted(set(scales)) != scales:
             raise ValueError("must be a non-empty, strictly increasing list of scales >= 0")
+        if scales[-1] > MAX_SCALE:  # far past chance accuracy; 1e308 overflows float32 in the noise
+            raise ValueError(f"scales must be at most {MAX_SCALE:g}")
         return scales
 
 

@@ -6,6 +6,7 @@ sweep, and is checked (against the experiment) and ignored by `sweep train`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from sweep.config.claim import check_claim
 from sweep.config.errors import ConfigError, format_error, validate
 from sweep.config.experiment import ExperimentConfig
 from sweep.config.files import apply_overrides, read_yaml
-from sweep.config.section import SweepSection
+from sweep.config.section import SweepSection, parse_setting_metric, value_label
 from sweep.config.space import SearchSpace
 
 
@@ -55,6 +56,15 @@ def split_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | Non
     return raw, raw.pop("sweep", None)
 
 
+def sweep_name(stem: str) -> str:
+    """A storage-safe sweep name from a file name; a name that had to change gets a short hash of the
+    original, so `Versuch-ä.yaml` and `Versuch-ö.yaml` stay two sweeps."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", stem).strip("-.") or "sweep"
+    if safe == stem:
+        return safe
+    return f"{safe}-{hashlib.sha1(stem.encode()).hexdigest()[:6]}"
+
+
 def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name: str) -> SweepConfig:
     """Validate the section, then check every grid point and domain against the base experiment."""
     experiment = validate(ExperimentConfig, base)
@@ -64,7 +74,8 @@ def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name:
     except ValidationError as err:
         prefix = "sweep." if err.errors()[0]["loc"] else "sweep: "
         raise ConfigError(prefix + format_error(SweepSection, err)) from None
-    name = section.name or re.sub(r"[^A-Za-z0-9_.-]", "-", default_name) or "sweep"
+    check_selection(section, experiment)
+    name = section.name or sweep_name(default_name)
     space = SearchSpace.from_section(section, base)
     space.check()
     if section.claim is not None:
@@ -84,6 +95,25 @@ def build_sweep(base: dict[str, Any], section_raw: dict[str, Any], default_name:
             f"for ASHA to stop anything"
         )
     return SweepConfig(name, base, experiment, section)
+
+
+def check_selection(section: SweepSection, experiment: ExperimentConfig) -> None:
+    """A selection metric that names a deployment setting names one of `eval.deploy` (and one of its
+    axis values)."""
+    settings = {s.key: s for s in experiment.eval.settings()}
+    for metric in section.search.metrics:
+        parsed = parse_setting_metric(metric)
+        if parsed is None:
+            continue
+        key, value = parsed
+        if key not in settings:
+            allowed = ", ".join(settings) or "none: eval.deploy is empty"
+            raise ConfigError(f"sweep.search.metric: {metric!r} names no setting of eval.deploy; settings: {allowed}")
+        if value is not None and value not in settings[key].values:
+            values = ", ".join(value_label(v) for v in settings[key].values)
+            raise ConfigError(
+                f"sweep.search.metric: {metric!r}: {value_label(value)} is not on {key}'s axis; values: {values}"
+            )
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:

@@ -16,7 +16,29 @@ from sweep.config.claim import Claim
 from sweep.config.errors import Strict
 
 SELECT_METRICS = ("val_auc", "val_noisy_acc", "val_acc")
-"""Validation metrics of a finished trial that a search may maximize (never test metrics)."""
+"""Validation metrics of a finished trial that a search may maximize (never test metrics); also
+`val_auc:KEY` and `val_acc:KEY:VALUE` of a deployment setting (`setting_metric`)."""
+SETTING_METRIC = re.compile(r"^val_(auc|acc):([A-Za-z0-9_.-]+?)(?::([0-9.e-]+))?$")
+
+
+def value_label(value: float) -> str:
+    """An axis value in a metric name: `0.05`, `2592000` (MLflow names cannot hold `+`)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}".replace("+", "")
+
+
+def setting_metric(key: str, value: float | None = None, split: str = "test") -> str:
+    """The name of a deployment setting's metric: `auc:KEY` (its AUC) or `acc:KEY:VALUE` (accuracy at
+    one axis value) on test, `val_auc:KEY` / `val_acc:KEY:VALUE` on validation."""
+    prefix = "val_" if split == "val" else ""
+    return f"{prefix}auc:{key}" if value is None else f"{prefix}acc:{key}:{value_label(value)}"
+
+
+def parse_setting_metric(metric: str) -> tuple[str, float | None] | None:
+    """(setting key, axis value or None for the AUC) of a `val_auc:KEY` / `val_acc:KEY:VALUE` name."""
+    match = SETTING_METRIC.match(metric)
+    if match is None or (match[1] == "acc") != (match[3] is not None):
+        return None
+    return match[2], None if match[3] is None else float(match[3])
 
 
 class SearchConfig(Strict):
@@ -36,14 +58,21 @@ class SearchConfig(Strict):
     @classmethod
     def _metric(cls, metric: str | list[str]) -> str | list[str]:
         names = [metric] if isinstance(metric, str) else metric
-        bad = [m for m in names if m not in SELECT_METRICS]
+        bad = [m for m in names if m not in SELECT_METRICS and parse_setting_metric(m) is None]
         if bad or not names or len(set(names)) != len(names):
-            raise ValueError(f"must be one of, or a list of distinct, {', '.join(SELECT_METRICS)} (got {metric!r})")
+            raise ValueError(
+                f"must be one of, or a list of distinct, {', '.join(SELECT_METRICS)}, val_auc:KEY or "
+                f"val_acc:KEY:VALUE of a setting in eval.deploy (got {metric!r})"
+            )
         return metric if isinstance(metric, str) or len(metric) > 1 else metric[0]
 
     @property
     def metrics(self) -> list[str]:
         return [self.metric] if isinstance(self.metric, str) else list(self.metric)
+
+    def setting_keys(self) -> set[str]:
+        """The deployment settings the selection names (evaluated on validation by every trial)."""
+        return {parsed[0] for m in self.metrics if (parsed := parse_setting_metric(m)) is not None}
 
 
 class SchedulerConfig(Strict):

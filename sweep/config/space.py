@@ -76,6 +76,11 @@ class SearchSpace:
         )
         for key in section.grid:
             space._check_key(f"sweep.grid.{key}", key)
+        unknown = [m for m in axes.get("method.name", []) if m not in METHODS]
+        if unknown:
+            raise ConfigError(
+                f"sweep.grid.method.name: unknown method {unknown[0]!r}; allowed: {', '.join(METHODS.names())}"
+            )
         for key, raw in section.space.items():
             where = f"sweep.space.{key}"
             if "." in key:

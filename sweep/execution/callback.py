@@ -5,6 +5,8 @@ A trial waits for the driver to take each report, so the callback only queues ev
 from __future__ import annotations
 
 import re
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,38 @@ from sweep.tracking import TrackingWriter
 class MlflowTracker(Callback):
     """Ray Tune callback logging every trial of the sweep `sweep_id` to MLflow."""
 
+    active: MlflowTracker | None = None
+    """The tracker of the running sweep, set up by Ray (the runner reads its interruption and failures)."""
+
     def __init__(self, uri: str, experiment: str, sweep_id: str, sweep_config: dict[str, Any], space: SearchSpace):
         self.args = (uri, experiment, sweep_id, sweep_config, space)
         self.writer: TrackingWriter | None = None
+        self.interrupted = False
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into the experiment (tuner.pkl): no live state
-        return {**self.__dict__, "writer": None}
+        return {**self.__dict__, "writer": None, "interrupted": False}
 
     def setup(self, **info: Any) -> None:
         self.writer = TrackingWriter(*self.args)
         self.writer.start()
+        MlflowTracker.active = self
+        self._watch_sigint()
+
+    def _watch_sigint(self) -> None:
+        """Note a Ctrl-C before Ray's handler (installed just before this setup) stops the trials: the
+        trials Ray then stops are interrupted, not finished or stopped early."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        ray_handler = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(sig: int, frame: Any) -> None:
+            self.interrupted = True
+            if callable(ray_handler):
+                ray_handler(sig, frame)  # Ray: one last experiment checkpoint, then stop; a second Ctrl-C kills
+            else:
+                raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, on_sigint)
 
     def _put(self, kind: str, trial: Any, **data: Any) -> None:
         assert self.writer is not None
@@ -39,6 +63,8 @@ class MlflowTracker(Callback):
         self._put("result", trial, result=dict(result))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self.interrupted and not (trial.last_result or {}).get("final"):
+            return  # stopped by the Ctrl-C: its run is closed as KILLED at the end
         result = dict(trial.last_result or {})
         folder = None
         if result.get("final") and trial.checkpoint is not None:
@@ -55,7 +81,7 @@ class MlflowTracker(Callback):
         counts: dict[str, int] = {}
         for trial in trials:
             counts[trial.status] = counts.get(trial.status, 0) + 1
-        done = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+        done = not self.interrupted and all(t.status in ("TERMINATED", "ERROR") for t in trials)
         if self.writer is not None:
             self.writer.end(counts, done)
 

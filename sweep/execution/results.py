@@ -24,13 +24,16 @@ class SweepOutcome:
     rows: list[dict[str, Any]] = field(default_factory=list)
     """One per trial: key, method, params, status (finished / stopped@EPOCH / failed), metrics, error."""
     interrupted: bool = False
+    tracking_failures: list[str] = field(default_factory=list)
+    """What did not reach MLflow (the trials' results are still in the Ray folder)."""
 
     @property
     def failed(self) -> int:
         return sum(r["status"] == "failed" for r in self.rows)
 
 
-def row_of(result: Any) -> dict[str, Any]:
+def row_of(result: Any, interrupted: bool = False) -> dict[str, Any]:
+    """A trial's row; with `interrupted` (Ctrl-C), a trial that did not end is `interrupted@EPOCH`."""
     metrics = result.metrics or {}
     params = overrides(result.config or {})
     if result.error is not None:
@@ -38,7 +41,7 @@ def row_of(result: Any) -> dict[str, Any]:
     elif metrics.get("final"):
         status = "finished"
     else:
-        status = f"stopped@{metrics.get('epoch', 0)}"
+        status = f"{'interrupted' if interrupted else 'stopped'}@{metrics.get('epoch', 0)}"
     return {
         "key": (result.config or {}).get(TRIAL_KEY, ""),
         "method": params.get("method.name", ""),

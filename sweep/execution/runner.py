@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from sweep.config import TRIAL_KEY, SweepConfig
+from methods import free_cores
+from sweep.config import TRIAL_KEY, SweepConfig, disk_full
 from sweep.execution.callback import MlflowTracker
 from sweep.execution.cluster import may_autoscale, prepare_cluster, reuse_actors
 from sweep.execution.progress import Progress
 from sweep.execution.results import SweepOutcome, row_of
 from sweep.execution.runtime import SweepError, check_resources, environment, start_ray
 from sweep.execution.searchers import build_search
-from sweep.execution.storage import first_difference, read_state, storage_root, sweep_path, write_state
+from sweep.execution.storage import (
+    first_difference,
+    read_state,
+    restorable,
+    set_aside,
+    storage_root,
+    sweep_path,
+    write_state,
+)
 from sweep.execution.trainable import TrialSpec, run_trial
+
+
+class NoTunerRestoreHint(logging.Filter):
+    """Ray ends an interrupted run with "Resume experiment with: Tuner.restore(...)": the sweep prints
+    its own `sweep run ... --resume` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
+logging.getLogger("ray.tune.tune").addFilter(NoTunerRestoreHint())
 
 
 def trial_dirname(trial: Any) -> str:
@@ -32,11 +57,20 @@ def trial_name(trial: Any) -> str:
 
 
 def build_tuner(
-    cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry_failed: bool, verbose: int, progress: Any = None
-) -> Any:
+    cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry_failed: bool, verbose: int,
+    progress: Any = None, free: int | None = None,
+) -> Any:  # fmt: skip
+    """`free`: the cores of this machine not busy with other work (local Ray); a trial's torch threads are
+    its CPUs, at most `free` (more threads than free cores wait on each other, issue #12)."""
     space = cfg.space
     r = cfg.section.resources
-    spec = TrialSpec(space, max(1, int(r.cpus_per_trial)), cfg.section.report_interval)
+    threads = max(1, int(r.cpus_per_trial))
+    spec = TrialSpec(
+        space,
+        threads if free is None else max(1, min(threads, free)),
+        cfg.section.report_interval,
+        selection=frozenset(cfg.section.search.setting_keys()),
+    )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec), {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     )
@@ -82,6 +116,21 @@ def build_tuner(
     )
 
 
+MIN_FREE = 100 * 2**20
+"""Free space a sweep's folder needs at the start: Ray's state, results and two checkpoints per trial."""
+
+
+def check_free_space(path: str, needed: int = MIN_FREE) -> None:
+    """DiskFull (one line naming the folder and the space needed) when a local storage path is short of space."""
+    if "://" in path:
+        return
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if shutil.disk_usage(folder).free < needed:
+        raise disk_full(folder, needed)
+
+
 def run_sweep(
     cfg: SweepConfig,
     *,
@@ -107,24 +156,44 @@ def run_sweep(
         if diff:
             raise SweepError(f"--resume: the config differs from the one sweep {cfg.name!r} started with at {diff}")
     sweep_id = state["id"] if state else uuid.uuid4().hex
+    check_free_space(path)
 
     start = time.perf_counter()
+    local = not (address or os.environ.get("RAY_ADDRESS"))
+    free = free_cores() if local else None  # before our own trials load the machine
     start_ray(address, quiet=verbose == 0)
     if not may_autoscale():  # an autoscaler adds the nodes that waiting trials ask for (cluster.yaml)
         check_resources(cfg)
     prepare_cluster(storage_root(cfg.section.storage_path), cfg.section.resources)  # sweep/execution/cluster.py
     startup = time.perf_counter() - start
-    restore = state is not None and tune.Tuner.can_restore(path)
-    tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose, progress)
+    restore = state is not None and restorable(path)
+    if state is not None and not restore:
+        aside = set_aside(path)
+        print(
+            f"sweep: Ray's state of {cfg.name!r} is missing or torn (a kill during start-up or a full disk); "
+            f"starting its trials afresh, MLflow keeps one run per trial"
+            + (f"; Ray's old files moved to {aside}" if aside else ""),
+            file=sys.stderr,
+        )
+    tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose, progress, free)
     if state is None:
         write_state(path, {"id": sweep_id, "config": cfg.to_dict()})
+    MlflowTracker.active = None
     fit_start = time.perf_counter()
     quiet = {"RAY_AIR_NEW_OUTPUT": "0"} if verbose == 0 else {}  # the new output prints a header even at 0
     with environment(quiet):
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except Exception:
+            check_free_space(path, 2**20)  # Ray fails on a full disk in many ways: name the cause
+            raise
     end = time.perf_counter()
     outcome = SweepOutcome(cfg.name, path, end - start, startup, fit_seconds=end - fit_start)
-    outcome.rows = [row_of(result) for result in results]
-    outcome.rows.sort(key=lambda row: row["key"])
-    outcome.interrupted = results.num_errors + results.num_terminated < cfg.space.num_trials
+    tracker = MlflowTracker.active  # the one Ray set up (a restored tuner unpickles its own)
+    ended = results.num_errors + results.num_terminated
+    interrupted = (tracker is not None and tracker.interrupted) or ended < cfg.space.num_trials
+    rows = [row_of(result, interrupted) for result in results]
+    outcome.rows = sorted((r for r in rows if r["key"]), key=lambda row: row["key"])  # never-started: no row
+    outcome.interrupted = interrupted
+    outcome.tracking_failures = list(tracker.writer.failures) if tracker and tracker.writer else []
     return outcome

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow.fs
 
-from sweep.config import SweepConfig
+from sweep.config import SweepConfig, atomic_write
 
 SWEEP_FILE = "sweep.json"  # {"id": ..., "config": ...} in the sweep's storage folder
 
@@ -27,14 +28,61 @@ def read_state(path: str) -> dict[str, Any] | None:
     if fs.get_file_info(f"{root}/{SWEEP_FILE}").type == pyarrow.fs.FileType.NotFound:
         return None
     with fs.open_input_stream(f"{root}/{SWEEP_FILE}") as f:
-        return json.loads(f.readall())
+        text = f.readall()
+    try:
+        return json.loads(text)
+    except ValueError:
+        from sweep.execution.runtime import SweepError
+
+        raise SweepError(f"{path}/{SWEEP_FILE} is not valid JSON (written by another tool?)") from None
 
 
 def write_state(path: str, state: dict[str, Any]) -> None:
+    """Atomically on a local disk (a kill or a full disk leaves the old file or the new one); object stores
+    (s3://, gs://) make each upload whole by themselves."""
+    text = json.dumps(state, indent=1)
+    if "://" not in path:
+        atomic_write(Path(path) / SWEEP_FILE, text)
+        return
     fs, root = pyarrow.fs.FileSystem.from_uri(path)
     fs.create_dir(root, recursive=True)
     with fs.open_output_stream(f"{root}/{SWEEP_FILE}") as f:
-        f.write(json.dumps(state, indent=1).encode())
+        f.write(text.encode())
+
+
+def restorable(path: str) -> bool:
+    """Ray's own state of the experiment is there and parses: its tuner.pkl and its newest experiment state.
+    A kill in the seconds between them, or a full disk, leaves one missing or torn."""
+    from ray.tune import Tuner
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+
+    if not Tuner.can_restore(path):
+        return False
+    newest = _find_newest_experiment_checkpoint(path)
+    if newest is None:
+        return False
+    fs, _ = pyarrow.fs.FileSystem.from_uri(path)
+    try:
+        with fs.open_input_stream(newest) as f:
+            json.loads(f.readall())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def set_aside(path: str) -> str | None:
+    """Move Ray's unusable files of a local sweep (all but sweep.json) into `.unrestorable-TIME/`, so the
+    fresh start writes no second folder for a trial beside the old ones; nothing is deleted."""
+    if "://" in path or not Path(path).is_dir():
+        return None
+    stale = [p for p in Path(path).iterdir() if p.name != SWEEP_FILE and not p.name.startswith(".unrestorable-")]
+    if not stale:
+        return None
+    aside = Path(path) / f".unrestorable-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir()
+    for item in stale:
+        item.rename(aside / item.name)
+    return str(aside)
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

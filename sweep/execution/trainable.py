@@ -26,9 +26,19 @@ from ray import tune
 
 from methods import TrainState, resolve_device
 from sweep.config import TRIAL_KEY, ExperimentConfig, SearchSpace
-from sweep.experiment import MODEL_FILE, clean_test_accuracy, run_training, safe_load, save_checkpoint, test_curve
+from sweep.experiment import (
+    MODEL_FILE,
+    clean_test_accuracy,
+    deploy_curves,
+    deploy_metrics,
+    flatness,
+    run_training,
+    safe_load,
+    save_checkpoint,
+    test_curve,
+)
 from sweep.plots import plot_curve
-from sweep.tracking import CURVE_JSON, CURVE_PNG, HISTORY, scale_label
+from sweep.tracking import CURVE_JSON, CURVE_PNG, DEPLOY, DEPLOY_JSON, HISTORY, scale_label
 from zoo import DataSplits, build_data, data_shape
 
 STATE_FILE = "state.pt"  # TrainState.state_dict() after an epoch
@@ -44,6 +54,8 @@ class TrialSpec:
     report_seconds: float = 0.0
     """Least time between two reports (each with a checkpoint); 0: every epoch. The epochs in between
     travel in the next report's `history`, so every epoch still reaches MLflow."""
+    selection: frozenset[str] = frozenset()
+    """Keys of the deployment settings the selection metric names: evaluated on validation too."""
 
 
 _DATA: dict[str, DataSplits] = {}  # per worker process; reused actors keep it between trials
@@ -107,12 +119,13 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
 
     result = run_training(cfg, data, report=report, resume=resume)
     train_seconds = time.perf_counter() - start
-    final, folder = final_report(result.model, data, cfg, result.summary)
+    final, folder = final_report(result.model, data, cfg, result.summary, spec.selection)
     final.update(bundle(unsent, context))
     final["train_seconds"] = train_seconds
     final["report_seconds"] = clock["reporting"]  # waiting for the driver to take the reports, checkpoints
     final["trial_seconds"] = time.perf_counter() - start
     final["trial_cpu_seconds"] = time.process_time() - cpu_start  # all threads; ~ wall time on an idle core
+    final["worker_cpu_before_seconds"] = cpu_start  # the worker's CPU before this trial (its start-up, earlier trials)
     (folder / FINAL_FILE).write_text(json.dumps(final))
     tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(folder)))
     shutil.rmtree(folder, ignore_errors=True)
@@ -129,13 +142,23 @@ def bundle(epochs: list[dict[str, float]], context: dict[str, Any]) -> dict[str,
 
 
 def final_report(
-    model: torch.nn.Module, data: DataSplits, cfg: ExperimentConfig, summary: dict[str, float]
+    model: torch.nn.Module,
+    data: DataSplits,
+    cfg: ExperimentConfig,
+    summary: dict[str, float],
+    selection: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], Path]:
-    """Test curve, validation AUC and the deployed model, written to a fresh checkpoint folder; `summary`
-    holds the method's own scalars (`TrainResult.summary`)."""
+    """Test curve, validation AUC, every deployment setting on test (those in `selection` on validation
+    too), flatness, and the deployed model, written to a fresh checkpoint folder; `summary` holds the
+    method's own scalars (`TrainResult.summary`)."""
     start = time.perf_counter()
     curve = test_curve(model, data, cfg)
     val_curve = test_curve(model, data, cfg, split="val")
+    deploy_start = time.perf_counter()
+    deployed = deploy_curves(model, data, cfg, "test", training_curve=curve)
+    val_deployed = deploy_curves(model, data, cfg, "val", keys=set(selection), training_curve=val_curve)
+    flatness_start = time.perf_counter()
+    flat = flatness(model, data, cfg)
     metrics: dict[str, Any] = {
         "final": True,
         "test_acc": clean_test_accuracy(model, data, cfg, curve),
@@ -146,9 +169,16 @@ def final_report(
         "eval_seconds": time.perf_counter() - start,
         **summary,
     }
+    if cfg.eval.deploy or flat is not None:
+        metrics.update(deploy_metrics(deployed, val_deployed, flat))
+        metrics[DEPLOY] = json.dumps({key: r.to_dict() for key, r in deployed.items()})
+        metrics["deploy_seconds"] = flatness_start - deploy_start
+        metrics["flatness_seconds"] = metrics["eval_seconds"] - (flatness_start - start)
     folder = Path(tempfile.mkdtemp(prefix="noisesweep-final-"))
     save_checkpoint(folder / MODEL_FILE, model, cfg, data_shape(data))
     (folder / CURVE_JSON).write_text(json.dumps(curve.to_dict(), indent=1))
     title = f"{cfg.method.name} (seed {cfg.seed}), {cfg.noise.name} noise, test split"
     plot_curve({cfg.method.name: curve}, folder / CURVE_PNG, title=title)
+    if deployed:
+        (folder / DEPLOY_JSON).write_text(json.dumps(json.loads(metrics[DEPLOY]), indent=1))
     return metrics, folder

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sweep.config import ExperimentConfig, validate
+from sweep.config import ExperimentConfig, atomic_write, validate
 from zoo import build_backbone
 
 FORMAT = 1
@@ -22,9 +22,8 @@ MODEL_FILE = "checkpoint.pt"
 def save_checkpoint(
     path: str | Path, model: nn.Module, cfg: ExperimentConfig, data_shape: dict[str, int], **extra: Any
 ) -> Path:
-    """Write atomically (temporary file, then rename) so a crash never leaves a torn checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically (temporary file, fsync, rename) so a crash or a full disk never leaves a torn
+    checkpoint or a temporary file."""
     payload = {
         "format": FORMAT,
         "config": cfg.model_dump(mode="json"),
@@ -33,10 +32,7 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def safe_load(path: str | Path) -> Any:

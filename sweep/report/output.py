@@ -9,10 +9,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweep.config import Claim, knob_text
+from sweep.config import Claim, knob_text, output_folder
 from sweep.plots import plot_panels, plot_pareto
+from sweep.report.deploy import deploy_markdown, plot_settings, summarize_settings, sweep_settings, write_deploy_csv
 from sweep.report.results import compose, write_results
-from sweep.report.summary import MethodSummary, TrialRun, load_runs, summarize
+from sweep.report.summary import MethodSummary, ReportError, TrialRun, load_runs, summarize
 from sweep.report.verdicts import claim_rows, compare, pct, verdict_rows
 from sweep.tracking import client_for, scale_label
 
@@ -126,17 +127,24 @@ def make_report(
     scale: float | None = None,
     results: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png into `out`,
-    log them to the parent run under `report/`; with `results`, also the README's tables
+    """Read the sweep from MLflow, write report.md, report.csv, curves.png and pareto.png (with deployment
+    settings also deploy.md, deploy.csv, deploy.png) into `out`, log them to the parent run under
+    `report/`; with `results`, also the README's tables
     (sweep/report/results.py). `reference` (default: noise_injection, or the reference of the sweep's
     claim when noise_injection is not in the sweep). Returns the summaries, verdicts, claim, files, texts."""
+    if out is not None:
+        output_folder(out, "--out")
     parent, runs = load_runs(uri, experiment, sweep)
     client = client_for(uri)
     config = sweep_config(client, parent)
     raw_claim = (config.get("sweep") or {}).get("claim")
     claim = Claim.model_validate(raw_claim) if raw_claim else None
+    methods = {r.method for r in runs}
+    if reference is not None and reference not in methods:
+        raise ReportError(
+            f"--reference {reference!r}: not a method of this sweep; methods: {', '.join(sorted(methods))}"
+        )
     if reference is None:
-        methods = {r.method for r in runs}
         fallback = claim.comparisons[0].reference if claim is not None else "noise_injection"
         reference = "noise_injection" if "noise_injection" in methods else fallback
     name = parent.data.tags.get("sweep.name", "sweep")
@@ -146,6 +154,8 @@ def make_report(
     folder = Path(out) if out is not None else Path("report") / name
     folder.mkdir(parents=True, exist_ok=True)
     scales = summaries[0].scales
+    if scale is not None and scale not in scales:
+        raise ReportError(f"--scale {scale:g}: not an evaluation scale of sweep {name!r}; scales: {scales}")
     scale = scale if scale is not None else reference_scale(config, scales)
     chosen = {s.method: s.runs for s in summaries}
     compared = compare(chosen, reference, [("AUC", "auc"), (f"acc@{scale:g}", scale_label(scale))])
@@ -153,9 +163,11 @@ def make_report(
     finished = [r for r in runs if r.finished]
     failed = [r for r in runs if r.status == "failed"]
     stopped = [r for r in runs if r.status == "stopped_early"]
+    incomplete = completeness(parent, runs)
     sections = [
         (
-            f"Sweep `{name}`: {len(runs)} trials, {len(finished)} finished, {len(stopped)} stopped early, "
+            (f"**{incomplete}**. " if incomplete else "")
+            + f"Sweep `{name}`: {len(runs)} trials, {len(finished)} finished, {len(stopped)} stopped early, "
             f"{len(failed)} failed. Hyperparameters chosen per method on validation (`{metric}`, mean over seeds; "
             f"`configs`: the configurations each method was tuned over); test accuracy (%) mean ± 95% CI over "
             f"seeds (Student t); ΔAUC = paired difference to `{reference}` over shared seeds.",
@@ -185,6 +197,15 @@ def make_report(
     body = compose(sections)
     md = f"# Robustness comparison: {name}\n\n{body}"
     files = {"md": folder / "report.md", "csv": folder / "report.csv"}
+    settings = summarize_settings(summaries, sweep_settings(finished))
+    if settings:
+        deploy_md = deploy_markdown(summaries, settings, name)
+        md += "\n" + deploy_md
+        files["deploy_md"] = folder / "deploy.md"
+        files["deploy_md"].write_text(deploy_md)
+        files["deploy_csv"] = write_deploy_csv(settings, folder / "deploy.csv")
+        title = f"{name}: test accuracy per deployment setting, mean and 95% CI over seeds"
+        files["deploy_png"] = plot_settings(settings, folder / "deploy.png", title)
     files["md"].write_text(md)
     write_csv(summaries, files["csv"], metric)
 
@@ -208,8 +229,12 @@ def make_report(
         client.log_artifact(parent.info.run_id, str(path), "report")
     if results is not None:
         files.update(write_results(Path(results), name, body, claim_row, files["curves"]))
+        if settings:  # DIR/<name>_deploy.md and .png beside the main table
+            written = write_results(Path(results), f"{name}_deploy", deploy_md, None, files["deploy_png"])
+            files.update({f"deploy_{key}": path for key, path in written.items()})
     return {
         "summaries": summaries,
+        "settings": settings,
         "files": files,
         "markdown": md,
         "parent": parent,
@@ -221,4 +246,17 @@ def make_report(
         "claim_verdict": verdict,
         "claim_table": claim_table,
         "reference": reference,
+        "incomplete": incomplete,
     }
+
+
+def completeness(parent: Any, runs: list[TrialRun]) -> str:
+    """'' for a sweep that ran to its end, else a line saying how many of its trials ended."""
+    total = int(parent.data.tags.get("sweep.num_trials", len(runs)))
+    ended = sum(r.status in ("finished", "failed", "stopped_early") for r in runs)
+    if ended >= total and parent.info.status == "FINISHED":
+        return ""
+    return (
+        f"incomplete sweep: {ended} of {total} trials ended ({sum(r.finished for r in runs)} finished); "
+        "`sweep run CONFIG --resume` runs the rest"
+    )

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from hardware import mean_ci95 as mean_ci
+from sweep.config import ConfigError
 from sweep.report.verdicts import trains_under_noise
-from sweep.tracking import client_for, param_value, scale_label, search_all
+from sweep.tracking import check_store, client_for, param_value, scale_label, search_all
 
 
 class ReportError(Exception):
@@ -65,6 +66,10 @@ def load_runs(uri: str, experiment: str, sweep: str | None = None) -> tuple[Any,
     """The parent run of the newest sweep (named `sweep`, if given) in `experiment`, and its trial runs."""
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ReportError(f"no MLflow store at {uri}; run `sweep run CONFIG` first or pass --tracking-uri")
+    try:
+        check_store(uri)
+    except ConfigError as err:
+        raise ReportError(str(err)) from None
     client = client_for(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -141,7 +146,14 @@ def summarize(runs: list[TrialRun], metric: str = "val_auc", reference: str = "n
         hyper = {k: param_value(v) for k, v in hyper.items()}
         summaries.append(
             MethodSummary(
-                method, hyper, score, sorted(r.seed for r in chosen), scales, acc, auc, runs=chosen,
+                method,
+                hyper,
+                score,
+                sorted(r.seed for r in chosen),
+                scales,
+                acc,
+                auc,
+                runs=chosen,
                 configurations=configurations(mine),
             )
         )

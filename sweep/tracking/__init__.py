@@ -1,11 +1,14 @@
 """MLflow: the client helpers, the names in the store, and the writer that logs a sweep's trials.
 Floor 3 of `sweep`: imports `sweep.config` and `sweep.experiment`; never Ray."""
 
-from sweep.tracking.client import client_for, experiment_id, search_all
+from sweep.tracking.client import check_store, client_for, experiment_id, search_all
 from sweep.tracking.names import (
     CURVE_JSON,
     CURVE_PNG,
+    DEPLOY,
+    DEPLOY_JSON,
     HISTORY,
+    SETTING_PREFIXES,
     curve_factor,
     curve_metric,
     error_line,
@@ -19,8 +22,12 @@ from sweep.tracking.writer import TrackingWriter
 __all__ = [
     "CURVE_JSON",
     "CURVE_PNG",
+    "DEPLOY",
+    "DEPLOY_JSON",
     "HISTORY",
+    "SETTING_PREFIXES",
     "TrackingWriter",
+    "check_store",
     "client_for",
     "curve_factor",
     "curve_metric",

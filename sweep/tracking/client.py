@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+import os
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sweep.config import ConfigError
 from sweep.tracking.names import EXPERIMENT_KIND
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """A tracking store the sweep can write, checked in seconds before any work: ConfigError (one line)
+    for a folder or a non-database file behind sqlite:///, a file store, or a server that does not answer."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme == "sqlite":
+        path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if path is None:
+            raise ConfigError(f"tracking uri {uri!r}: expected sqlite:///PATH, e.g. sqlite:///mlflow.db")
+        if path.is_dir():
+            raise ConfigError(f"tracking uri {uri!r}: {path} is a folder, not an SQLite file")
+        if path.is_file() and path.stat().st_size > 0:
+            with path.open("rb") as f:
+                if f.read(16) != SQLITE_MAGIC:
+                    raise ConfigError(f"tracking uri {uri!r}: {path} is not an SQLite database")
+        elif not path.parent.is_dir():
+            raise ConfigError(f"tracking uri {uri!r}: folder {path.parent} does not exist")
+    elif scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+                response.read(64)
+        except (OSError, ValueError) as err:  # URLError, timeouts, refused connections
+            reason = getattr(err, "reason", err)
+            raise ConfigError(f"tracking uri {uri!r}: the MLflow server does not answer ({reason})") from None
+    elif scheme in ("", "file"):
+        raise ConfigError(
+            f"tracking uri {uri!r}: MLflow's file store is retired; use a database, e.g. sqlite:///mlflow.db"
+        )
 
 
 def client_for(uri: str) -> Any:
+    # MLflow retries an unreachable server for minutes by default; a few seconds tell the same
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

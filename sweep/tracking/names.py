@@ -8,10 +8,14 @@ from typing import Any
 
 CURVE_JSON, CURVE_PNG = "curve.json", "curve.png"
 """A finished trial's robustness curve (artifacts beside the model's checkpoint)."""
+DEPLOY, DEPLOY_JSON = "deploy", "deploy.json"
+"""In the final report / as an artifact: key -> {setting, auc, curve} of every deployment setting (test)."""
 HISTORY = "history"
 """In a report: the epochs since the previous report, as JSON."""
 EPOCH_KEYS = ("epoch", "val_acc", "val_noisy_acc", "epoch_time", "lr")  # plus train_*
 FINAL_KEYS = ("test_acc", "auc", "val_auc")  # plus acc_at_*, *_seconds and the method's summary
+SETTING_PREFIXES = ("auc:", "acc:", "val_auc:", "val_acc:", "flatness")
+"""Final metrics of the deployment settings (`sweep.config.setting_metric`) and of flatness."""
 PLACE_TAGS = ("node_id", "hostname", "device")
 
 

@@ -7,8 +7,11 @@ saying how to compare the methods); one child run per trial (tags `mlflow.parent
 experiment config flattened as params, a method's knobs named `consistency.weight`), per-epoch
 metrics at step = epoch, the final curve as `curve/acc_vs_sigma_x1000` and `curve/ci95_vs_sigma_x1000`
 (step = round(1000 sigma), see `curve_metric`) and `acc_at_<scale>`, `auc`, `val_auc`, `test_acc`;
-artifacts `curve.json`, `curve.png`, `model/checkpoint.pt`, and `error.txt` for a failed trial. A
-restored sweep finds its runs again by these tags, so every trial keeps exactly one run.
+per deployment setting KEY `curve/KEY/acc`, `curve/KEY/ci95` and `curve/KEY/x` (the axis value; step
+= index on the setting's axis), tags `deploy.KEY.axis` and `deploy.KEY.unit`, `auc:KEY`,
+`acc:KEY:VALUE` (and `val_*` where selection names the setting), `flatness`; artifacts `curve.json`,
+`curve.png`, `deploy.json`, `model/checkpoint.pt`, and `error.txt` for a failed trial. A restored
+sweep finds its runs again by these tags, so every trial keeps exactly one run.
 
 A trial waits for the driver to take each report, so the callback only queues events; one writer
 thread turns them into MLflow calls, coalescing the queued metrics of a run into one `log_batch`.
@@ -33,10 +36,13 @@ from sweep.tracking.client import client_for, experiment_id, search_all
 from sweep.tracking.names import (
     CURVE_JSON,
     CURVE_PNG,
+    DEPLOY,
+    DEPLOY_JSON,
     EPOCH_KEYS,
     FINAL_KEYS,
     HISTORY,
     PLACE_TAGS,
+    SETTING_PREFIXES,
     curve_factor,
     curve_metric,
     error_line,
@@ -44,6 +50,11 @@ from sweep.tracking.names import (
     number,
     parent_description,
 )
+
+
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300] if text else ''}"
 
 
 class TrackingWriter:
@@ -61,6 +72,8 @@ class TrackingWriter:
         self.experiment_id = self.parent_id = ""
         self.runs: dict[str, dict[str, Any]] = {}  # trial key -> run id, logged epoch, final logged, config
         self.queue: queue.Queue = queue.Queue()
+        self.failures: list[str] = []
+        """What failed to reach the store (one line each): the sweep then exits non-zero."""
         self.thread = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
 
     def start(self) -> None:
@@ -82,7 +95,8 @@ class TrackingWriter:
         try:
             self._connect()
         except Exception as err:  # noqa: BLE001  (tracking must not take the sweep down)
-            print(f"sweep: MLflow tracking disabled, cannot reach {self.uri}: {err}", file=sys.stderr)
+            self.failures.append(f"cannot reach {self.uri}: {first_line(err)}")
+            print(f"sweep: MLflow tracking disabled, cannot reach {self.uri}: {first_line(err)}", file=sys.stderr)
             while self.queue.get() is not None:
                 pass
             return
@@ -99,11 +113,19 @@ class TrackingWriter:
                 try:
                     self._handle(event, pending)
                 except Exception as err:  # noqa: BLE001
-                    print(f"sweep: MLflow logging failed for {event[0]} of {event[2]}: {err}", file=sys.stderr)
+                    self._failed(f"{event[0]} of trial {event[2]}", err)
             for run_id, metrics in pending.items():
-                self._log(run_id, metrics=metrics)
+                try:
+                    self._log(run_id, metrics=metrics)
+                except Exception as err:  # noqa: BLE001
+                    self._failed(f"metrics of run {run_id}", err)
             if stop:
                 return
+
+    def _failed(self, what: str, err: Exception) -> None:
+        self.failures.append(f"{what}: {first_line(err)}")
+        if len(self.failures) <= 3:  # a dead store fails every event: the first few say enough
+            print(f"sweep: MLflow logging failed for {what}: {first_line(err)}", file=sys.stderr)
 
     def _connect(self) -> None:
         self.client = client_for(self.uri)
@@ -127,6 +149,7 @@ class TrackingWriter:
                 "final": "auc" in run.data.metrics,
                 "config": run.data.tags.get("sweep.trial_config", ""),
                 "method": run.data.tags.get("method", ""),
+                "open": run.info.status == "RUNNING",
             }
 
     def _sweep_tags(self) -> dict[str, str]:
@@ -147,6 +170,10 @@ class TrackingWriter:
         if kind == "end":
             tags = {f"sweep.trials_{status.lower()}": str(n) for status, n in data["counts"].items()}
             self._log(self.parent_id, tags=tags)
+            for entry in self.runs.values():
+                if entry.get("open"):  # started, never completed: interrupted
+                    self._log(entry["run_id"], tags={"sweep.status": "interrupted"})
+                    self.client.set_terminated(entry["run_id"], "KILLED")
             self.client.set_terminated(self.parent_id, "FINISHED" if data["done"] else "KILLED")
             return
         entry = self._run(config, trial_id)
@@ -158,6 +185,7 @@ class TrackingWriter:
                 self._log(run_id, tags=tags)
             return
         self._log(run_id, metrics=pending.pop(run_id, []))  # what the trial reported before this event
+        entry["open"] = kind in ("start", "result", "tags")
         if kind == "start":
             self.client.update_run(run_id, status="RUNNING")
             self._log(run_id, tags={"ray.trial_id": trial_id, "sweep.status": "running"})
@@ -213,6 +241,7 @@ class TrackingWriter:
             own = f"{entry['method']}/"  # the method's summary() scalars
             for key, value in result.items():
                 final = key in FINAL_KEYS or key.endswith("_seconds") or key.startswith(("acc_at_", own))
+                final = final or key.startswith(SETTING_PREFIXES)
                 if number(value) and final:
                     metrics.append(Metric(key, float(value), stamp, 0))
             points = json.loads(result["curve"])["points"]
@@ -223,6 +252,10 @@ class TrackingWriter:
                 metrics.append(Metric(acc, point["mean"], stamp, step))
                 ci = point["ci95"]
                 metrics.append(Metric(ci95, math.nan if ci is None else ci, stamp, step))
+            for key, deployed in json.loads(result.get(DEPLOY, "{}")).items():
+                metrics += curve_metrics(f"curve/{key}", deployed["curve"], stamp, axis=True)
+                setting = deployed["setting"]
+                tags.update({f"deploy.{key}.axis": setting["axis"], f"deploy.{key}.unit": setting["unit"]})
             entry["final"] = True
         return metrics, tags
 
@@ -240,7 +273,7 @@ class TrackingWriter:
         self.client.set_terminated(run_id, "FINISHED")
 
     def _log_files(self, run_id: str, folder: Path) -> None:
-        for name, artifact_path in ((CURVE_JSON, None), (CURVE_PNG, None), (MODEL_FILE, "model")):
+        for name, artifact_path in ((CURVE_JSON, None), (CURVE_PNG, None), (DEPLOY_JSON, None), (MODEL_FILE, "model")):
             if (folder / name).exists():
                 self.client.log_artifact(run_id, str(folder / name), artifact_path)
 
@@ -258,3 +291,16 @@ class TrackingWriter:
             self.client.log_batch(
                 run_id, metrics=metrics[i : i + 100], params=params_list[i : i + 100], tags=tags_list[i : i + 100]
             )
+
+
+def curve_metrics(prefix: str, curve: dict[str, Any], stamp: int, axis: bool = False) -> list[Any]:
+    """`PREFIX/acc` and `PREFIX/ci95` at step = index on the curve's axis (and `PREFIX/x`, the axis value)."""
+    from mlflow.entities import Metric
+
+    metrics = []
+    for step, point in enumerate(curve["points"]):
+        ci = point["ci95"]
+        metrics += [Metric(f"{prefix}/acc", point["mean"], stamp, step)]
+        metrics += [Metric(f"{prefix}/ci95", math.nan if ci is None else ci, stamp, step)]
+        metrics += [Metric(f"{prefix}/x", point["scale"], stamp, step)] if axis else []
+    return metrics

@@ -104,3 +104,24 @@ def test_nan_loss_raises_a_clear_error(digits):
             fresh_model(digits), ExplodingMethod(), hardware.noise_model("additive", sigma=0.1), digits,
             TrainConfig(epochs=1, device="cpu"), seed=0,
         )
+
+
+def test_exploding_loss_is_flagged_as_diverged_with_its_epoch(digits):
+    """lr=1e6 keeps the loss finite (1e20 and more) but useless: the run stops as diverged, with the epoch."""
+    from methods import METHODS
+
+    with pytest.raises(FloatingPointError, match=r"loss diverged to .* in epoch 1 \(baseline\): over 1000x"):
+        train(
+            fresh_model(digits), METHODS.build("baseline"), hardware.noise_model("additive", sigma=0.1),
+            digits, TrainConfig(epochs=3, device="cpu", lr=1e6, optimizer="sgd"), seed=0,
+        )
+
+
+def test_divergence_check_bounds():
+    from methods.train import check_divergence
+
+    check_divergence(2299.0, 2.3, 1, "m")  # just under 1000x: fine
+    check_divergence(5.0, 0.0, 1, "m")  # a near-zero first loss is floored at 0.01
+    for loss, first in ((2301.0, 2.3), (float("inf"), 2.3), (float("nan"), 2.3)):
+        with pytest.raises(FloatingPointError):
+            check_divergence(loss, first, 4, "m")

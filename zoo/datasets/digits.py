@@ -9,8 +9,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from zoo.datasets.base import DATASETS, DataSet, DataSplits
@@ -32,6 +30,9 @@ class Digits(DataSet):
                 f"digits: test_fraction must be in (0, 1) with val_fraction + test_fraction < 1, "
                 f"got test_fraction={test_fraction}, val_fraction={val_fraction}"
             )
+        from sklearn.datasets import load_digits  # here: importing scikit-learn costs ~1 core-second
+        from sklearn.model_selection import train_test_split
+
         bunch = load_digits()
         images = bunch.images.astype(np.float32)[:, None] / 16.0  # (1797, 1, 8, 8), pixel values 0..16
         labels = bunch.target.astype(np.int64)  # (1797,)

@@ -15,28 +15,38 @@ Under `root` (torchvision's layout, so an existing torchvision data folder works
   still verifies the archive's md5.
 - torchvision's MNIST reads the extracted idx files; where only the ``.gz`` files as
   distributed are present, they are extracted next to them first.
+- torchvision is imported when one of these sets is first loaded, not when the module registers
+  them: the import costs ~4 core-seconds here (zoo.torchvision_compat), which every sweep driver
+  and every trial worker paid for the digits set before.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from zoo.datasets.base import DATASETS, DataSet, DataSplits
 from zoo.torchvision_compat import import_torchvision
 
-import_torchvision()  # before `from torchvision import ...`: see zoo.torchvision_compat
+if TYPE_CHECKING:
+    from torchvision import datasets
 
-from torchvision import datasets, transforms  # noqa: E402
 
-from zoo.datasets.base import DATASETS, DataSet, DataSplits  # noqa: E402
+def torchvision() -> Any:
+    """The torchvision package, imported on first use (see zoo.torchvision_compat)."""
+    import_torchvision()  # before `import torchvision`
+    import torchvision
+
+    return torchvision
 
 
 def _files_only(cls: type[datasets.CIFAR10]) -> type[datasets.CIFAR10]:
@@ -47,9 +57,6 @@ def _files_only(cls: type[datasets.CIFAR10]) -> type[datasets.CIFAR10]:
         "meta": {**cls.meta, "md5": None},
     }
     return type(cls.__name__, (cls,), attrs)
-
-
-CIFAR10, CIFAR100 = _files_only(datasets.CIFAR10), _files_only(datasets.CIFAR100)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class Source:
 
     @property
     def is_cifar(self) -> bool:
-        return issubclass(self.cls, datasets.CIFAR10)
+        return issubclass(self.cls, torchvision().datasets.CIFAR10)
 
     def folder(self, root: str) -> Path:
         if self.is_cifar:
@@ -84,13 +91,24 @@ class Source:
         return f"put {names} from {self.cls.mirrors[0]} into {self.folder(root)}/"
 
 
-SOURCES = {
-    "mnist": Source(datasets.MNIST, (0.1307,), (0.3081,), 10, crop_flip=False),
-    "fashion_mnist": Source(datasets.FashionMNIST, (0.2860,), (0.3530,), 10, crop_flip=False),
-    # the true per-pixel std; the often copied (0.2023, 0.1994, 0.2010) is a std of something else
-    "cifar10": Source(CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10, crop_flip=True),
-    "cifar100": Source(CIFAR100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100, crop_flip=True),
-}
+@functools.cache
+def sources() -> dict[str, Source]:
+    """The data sets by name (imports torchvision)."""
+    datasets = torchvision().datasets
+    cifar10, cifar100 = _files_only(datasets.CIFAR10), _files_only(datasets.CIFAR100)
+    return {
+        "mnist": Source(datasets.MNIST, (0.1307,), (0.3081,), 10, crop_flip=False),
+        "fashion_mnist": Source(datasets.FashionMNIST, (0.2860,), (0.3530,), 10, crop_flip=False),
+        # the true per-pixel std; the often copied (0.2023, 0.1994, 0.2010) is a std of something else
+        "cifar10": Source(cifar10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10, crop_flip=True),
+        "cifar100": Source(cifar100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100, crop_flip=True),
+    }
+
+
+def __getattr__(name: str) -> Any:  # `SOURCES` as before, built on first use
+    if name == "SOURCES":
+        return sources()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ImageTensors(Dataset):
@@ -167,7 +185,7 @@ def _ensure_files(name: str, source: Source, root: str, download: bool) -> None:
 def load_torchvision(
     name: str, root: str, download: bool, augment: bool, val_fraction: float, seed: int
 ) -> DataSplits:
-    source = SOURCES[name]
+    source = sources()[name]
     _ensure_files(name, source, root, download)
     images, labels = _as_tensors(source.cls(root, train=True))
     test_images, test_labels = _as_tensors(source.cls(root, train=False))
@@ -183,6 +201,7 @@ def load_torchvision(
     norm = source.mean, source.std
     crop_flip = None
     if augment and source.crop_flip:
+        transforms = torchvision().transforms
         crop_flip = transforms.Compose(
             [transforms.RandomCrop(size, padding=4), transforms.RandomHorizontalFlip()]
         )

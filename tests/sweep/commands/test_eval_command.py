@@ -43,6 +43,32 @@ def test_noise_preset_overrides_and_adaptive(checkpoint: Path, tmp_path: Path) -
     assert 2 <= curve["points"][0]["n_draws"] <= 4
 
 
+def test_deployment_settings_print_a_table_each_with_axis_and_unit(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    from hardware import deploy_settings
+
+    settings = tmp_path / "deploy.yaml"
+    settings.write_text("- {name: pcm_time, values: [1, 86400]}\n- {name: attack, values: [0, 0.05], steps: 2}\n")
+    out = tmp_path / "d.json"
+    assert main(["eval", str(checkpoint), "--deploy", str(settings), "--samples", "2", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for s in deploy_settings([{"name": "pcm_time"}, {"name": "attack"}]):
+        assert f"{s.key}: {s.axis_label()}" in text  # e.g. "pcm: t (s after programming)"
+    assert "1 d" in text  # the time axis reads in durations
+    deployed = json.loads(out.read_text())["deploy"]
+    assert list(deployed) == ["pcm", "attack"] and deployed["pcm"]["curve"]["scales"] == [1.0, 86400.0]
+    assert deployed["attack"]["setting"]["unit"] == "relative |δ|/|θ|, worst case"
+    assert deployed["pcm"]["curve"]["seed"] == 1234 and [p["n_draws"] for p in deployed["pcm"]["curve"]["points"]] == [
+        2,
+        2,
+    ]
+
+    # the same settings by --set, and by name with their defaults
+    assert main(["eval", str(checkpoint), "--set", "eval.deploy=[{name: attack, values: [0, 0.05], steps: 2}]"]) == 0
+    assert "attack: zeta (relative" in capsys.readouterr().out
+    assert main(["eval", str(checkpoint), "--deploy", "sigma", "--samples", "1"]) == 0
+    assert "additive: sigma (σ of max|W| per layer)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -51,6 +77,12 @@ def test_noise_preset_overrides_and_adaptive(checkpoint: Path, tmp_path: Path) -
         (["--set", "noise.bits=3"], "noise.bits: unknown key"),  # additive has no bits
         (["--scales", "0.1,x"], "comma-separated numbers"),
         (["--scales", "0.2,0.1"], "eval.scales"),
+        (
+            ["--deploy", "pcm_drift"],
+            "eval.deploy: unknown deployment setting 'pcm_drift'; allowed: attack, pcm_time, sigma",
+        ),
+        (["--deploy", "[{name: attack, steps: 0}]"], "eval.deploy: deployment setting 'attack': steps"),
+        (["--deploy", "[1, 2"], "--deploy: not valid YAML/JSON"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(checkpoint: Path, args: list[str], message: str, capsys) -> None:
@@ -62,3 +94,13 @@ def test_bad_input_is_one_line_exit_2(checkpoint: Path, args: list[str], message
 def test_missing_checkpoint(tmp_path: Path, capsys) -> None:
     assert main(["eval", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--scales", "0,1e308"], "scales must be at most 1e+06"), (["--json", "."], "--json .: is a folder")],
+)
+def test_absurd_scales_and_a_folder_as_json(checkpoint: Path, args: list[str], message: str, capsys) -> None:
+    assert main(["eval", str(checkpoint), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("ray_runtime")
 SCALES = [0.0, 0.1, 0.2]
 
 
-def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, make_sweep, mlflow_runs):
+def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, make_sweep, mlflow_runs, capsys):
     from hardware import area_under_curve
     from sweep.experiment import load_checkpoint
     from sweep.report import make_report
@@ -87,6 +87,21 @@ def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, mak
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     names = ("report.md", "report.csv", "curves.png", "curves.svg", "pareto.png", "pareto.svg")
     assert logged == {f"report/{n}" for n in names}
+    assert report["incomplete"] == ""  # every trial ended, the parent FINISHED
+
+    from sweep.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    bad = [
+        (["--reference", "nosuch"], "--reference 'nosuch': not a method of sweep 't'; methods: baseline, consistency"),
+        (["--scale", "-1"], "--scale -1: not an evaluation scale of sweep 't'; scales: [0.0, 0.1, 0.2]"),
+        (["--out", str(tmp_path / "mlflow.db")], "is a file, not a folder"),
+    ]
+    for args, message in bad:
+        capsys.readouterr()
+        assert main(["report", "--tracking-uri", uri, "--experiment", "test", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
 
 
 def test_optuna_sweep_samples_its_domain_and_batched_reports_keep_every_epoch(
