@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-def derive_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from several integers (e.g. run seed and epoch)."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1)
 
 
 @contextmanager

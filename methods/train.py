@@ -14,10 +14,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import hardware
-from hardware import NoiseModel, images_to
+from hardware import NoiseModel, derive_seed, images_to
 from methods.base import Method, TrainContext
 from methods.optim import build_optimizer, build_schedule
-from methods.shared import derive_seed
 from methods.train_config import TrainConfig, resolve_device
 from zoo import DataSplits
 

@@ -11,12 +11,11 @@ from pydantic import Field
 from torch import nn
 
 import hardware
-from hardware import NoiseModel
+from hardware import NoiseModel, derive_seed
 from methods.base import METHODS, TrainContext, Trained
 from methods.correctnet import compensation
 from methods.correctnet.agent import Placement, reinforce
 from methods.lipschitz import Lipschitz
-from methods.shared import derive_seed
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 

@@ -1,20 +1,12 @@
 """The search space of a sweep: grid points, per-method domains, and the flat trial configs.
 
-A trial config is a flat dict: dotted experiment keys (`method.name`, `noise.sigma`, `seed`) for grid
-axes and global domains, `METHOD.hyperparameter` (`consistency.weight`) for a method's own knobs,
-and `trial_key`, the trial's stable name in the sweep ("0007" or "0007-seed2") by which MLflow finds
-its run again after a killed driver.
-
-Every search algorithm walks the same grid points (the product of the grid axes other than
-`seed`, times the `grid` domains of the point's method); it draws `num_samples` values of the
-random domains per point (grid: seeded random draws; optuna: suggestions of the method's own
-study, `sweep/execution/studies.py`), and each draw runs once per seed. A point without a random domain runs
-once, whatever `num_samples` says: a second draw would repeat the same trial. With
-`search.budget: B` every method gets B configurations (its points cycled), so that no method is
-tuned harder than another.
-
-A method's space may also hold experiment keys (`noise_injection: {noise.sigma: {grid: [...]}}`):
-they vary for that method's trials only, under the trial config key `noise_injection.noise.sigma`.
+A trial config is a flat dict: dotted experiment keys (`method.name`, `noise.sigma`, `seed`),
+`METHOD.knob` (`consistency.weight`, or `noise_injection.noise.sigma` for an experiment key in a
+method's space, varied for that method only) and `trial_key` ("0007-seed2"), the stable name by
+which MLflow finds a trial's run again. Each grid point draws `num_samples` values of its random
+domains (grid: seeded draws; optuna: the method's own study, sweep/execution/studies.py), each draw
+runs once per seed; a point without random domains runs once; `search.budget: B` gives every method
+B configurations.
 """
 
 from __future__ import annotations
@@ -253,9 +245,9 @@ class SearchSpace:
                 if self.algorithm == "optuna" and domain.kind == "choice":
                     bad = [v for v in domain.values if not isinstance(v, (str, int, float, bool, type(None)))]
                     if bad:
-                        raise ConfigError(f"{self._where(key)}: optuna choices must be numbers, strings or null")
+                        raise ConfigError(f"sweep.space.{key}: optuna choices must be numbers, strings or null")
                 for value in domain.extremes():
-                    self._validate(self._where(key), {**point, key: value})
+                    self._validate(f"sweep.space.{key}", {**point, key: value})
         for method, point in first_of.items():
             self._check_method(method, point, sum(p.get("method.name", self.base_method) == method for p in points))
 
@@ -291,10 +283,6 @@ class SearchSpace:
 
     def _first_point(self, method: str) -> dict[str, Any]:
         return next(p for p in self.points() if p.get("method.name", self.base_method) == method)
-
-    @staticmethod
-    def _where(key: str) -> str:
-        return f"sweep.space.{key}"
 
     def _validate(self, where: str, config: dict[str, Any]) -> None:
         try:

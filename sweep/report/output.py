@@ -135,16 +135,16 @@ def make_report(
     if out is not None:
         output_folder(out, "--out")
     parent, runs = load_runs(uri, experiment, sweep)
-    client = client_for(uri)
-    config = sweep_config(client, parent)
-    raw_claim = (config.get("sweep") or {}).get("claim")
-    claim = Claim.model_validate(raw_claim) if raw_claim else None
-    methods = {r.method for r in runs}
     name = parent.data.tags.get("sweep.name", "sweep")
+    methods = {r.method for r in runs}
     if reference is not None and reference not in methods:
         raise ReportError(
             f"--reference {reference!r}: not a method of sweep {name!r}; methods: {', '.join(sorted(methods))}"
         )
+    client = client_for(uri)
+    config = sweep_config(client, parent)
+    raw_claim = (config.get("sweep") or {}).get("claim")
+    claim = Claim.model_validate(raw_claim) if raw_claim else None
     if reference is None:
         fallback = claim.comparisons[0].reference if claim is not None else "noise_injection"
         reference = "noise_injection" if "noise_injection" in methods else fallback

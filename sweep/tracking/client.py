@@ -46,6 +46,7 @@ def client_for(uri: str) -> Any:
     # MLflow retries an unreachable server for minutes by default; a few seconds tell the same
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small artifact read
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
