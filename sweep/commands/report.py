@@ -8,6 +8,7 @@ from typing import Any
 
 from sweep.commands import CommandError, process_seconds
 from sweep.commands.run import quiet_chatter, wide_console
+from sweep.commands.tables import print_table, table_width
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +49,7 @@ def selection_metric(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from sweep.report import ReportError, columns_that_fit, make_report, table_rows
+    from sweep.report import ReportError, make_report, table_rows
 
     quiet_chatter()
     try:
@@ -72,20 +71,9 @@ def run(args: argparse.Namespace) -> int:
     header, rows = table_rows(report["summaries"], report["reference"])
     title = f"chosen on validation ({report['metric']}); test accuracy mean ± 95% CI over seeds"
     header, rows, notes = compact(header, rows, console.width, report["reference"])
-    shown = columns_that_fit(header, rows, console.width)
-    if len(shown) < len(header):
-        notes.append("some noise scales left out to fit the terminal: every scale is in report.md")
-    header, rows = [header[i] for i in shown], [[row[i] for i in shown] for row in rows]
-    table = Table(title=title, caption="\n".join(notes) or None, caption_justify="left")
-    for i, column in enumerate(header):
-        if column in ("method", "hyperparameters", "configuration"):  # wrap between knobs, never inside one
-            longest = max((len(item) for row in rows for item in row[i].split(", ")), default=0)
-            table.add_column(column, justify="left", min_width=max(longest, len(column)))
-        else:
-            table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    scales = [i for i, name in enumerate(header) if name.startswith("acc@")]
+    knobs = tuple(i for i, name in enumerate(header) if name in ("method", "hyperparameters", "configuration"))
+    print_table(console, title, header, rows, notes=notes, left=knobs, droppable=scales)
     print_settings(console, report)
     print_decisions(console, report, report["reference"])
     files = report["files"]
@@ -98,32 +86,34 @@ def run(args: argparse.Namespace) -> int:
 
 def print_decisions(console: Any, report: dict[str, Any], reference: str) -> None:
     """The verdicts against the reference and the claim, if the sweep has one."""
-    from rich.table import Table
-
     from sweep.report import verdict_rows
 
     colors = {"better": "green", "worse": "red"}
     if report["verdicts"]:
         header, rows = verdict_rows(report["verdicts"], reference)
-        table = Table(title=f"verdicts vs {reference} (paired over seeds, 95%, Holm over the methods compared)")
-        for column in header:
-            table.add_column(column, justify="left" if column in ("method", "metric", "verdict") else "right")
+        title = f"verdicts vs {reference} (paired over seeds, 95%, Holm over the methods compared)"
+        header[3] = "Δ (points, 95% CI)"  # the reference is in the title
+        seeds = header.index("seeds")
+        if len({row[seeds] for row in rows}) == 1:  # one seed count: said once, in the title
+            title = title.replace("paired over seeds", f"paired over {rows[0][seeds]} seeds")
+            header, rows = drop_column(header, rows, seeds)
+        verdict = header.index("verdict")
         for row in rows:
-            color = colors.get(row[5])
-            table.add_row(*row[:5], f"[{color}]{row[5]}[/]" if color else row[5], row[6])
-        console.print(table)
+            color = colors.get(row[verdict])
+            row[verdict] = f"[{color}]{row[verdict]}[/]" if color else row[verdict]
+        left = tuple(header.index(c) for c in ("method", "metric", "verdict"))
+        print_table(console, title, header, rows, left=left)
     claim = report["claim"]
     if claim is not None:
         verdict, header, rows = report["claim_table"]
         console.print(f"[bold]claim[/] ({claim.paper}): {claim.statement}")
         console.print(f"  paper's setting: {claim.paper_setting}\n  here: {claim.setting}")
-        table = Table(title=f"the claim on this sweep: {verdict}")
-        for column in header:
-            left = column in ("comparison", "metric", "verdict", "paper")
-            table.add_column(column, justify="left" if left else "right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        left = tuple(i for i, c in enumerate(header) if c in ("comparison", "metric", "verdict", "paper"))
+        print_table(console, f"the claim on this sweep: {verdict}", header, [list(r) for r in rows], left=left)
+
+
+def drop_column(header: list[str], rows: list[list[str]], i: int) -> tuple[list[str], list[list[str]]]:
+    return header[:i] + header[i + 1 :], [row[:i] + row[i + 1 :] for row in rows]
 
 
 def compact(
@@ -133,14 +123,7 @@ def compact(
     `mean ± CI` on two lines, method and hyperparameters in one `configuration` column (a knob's name
     starts with its method's), the seeds column and the reference's name moved under the table.
     Returns the header, the rows and the notes for under the table."""
-    from sweep.report import columns_that_fit
-
-    def table_width(h: list[str], r: list[list[str]]) -> int:
-        cols = columns_that_fit(h, r, width)
-        cells = [max(len(line) for cell in [h[i], *(row[i] for row in r)] for line in cell.split("\n")) for i in cols]
-        return sum(cells) + 3 * len(cols) + 1
-
-    if table_width(header, rows) <= width:
+    if table_width(header, rows) <= width:  # every column, uncut
         return header, rows, []
     notes = []
     method, hyper = header.index("method"), header.index("hyperparameters")
@@ -159,7 +142,7 @@ def compact(
     if "seeds" in header and len({row[header.index("seeds")] for row in rows}) == 1:
         col = header.index("seeds")
         notes.append(f"{rows[0][col]} seeds per method")
-        header, rows = header[:col] + header[col + 1 :], [row[:col] + row[col + 1 :] for row in rows]
+        header, rows = drop_column(header, rows, col)
     header = ["ΔAUC" if h == f"ΔAUC vs {reference}" else h for h in header]
     notes.append(f"ΔAUC: paired difference to {reference} over shared seeds")
     rows = [[cell.replace(" ± ", "\n± ") for cell in row] for row in rows]
@@ -167,24 +150,19 @@ def compact(
 
 
 def print_settings(console: Any, report: dict[str, Any]) -> None:
-    """One table per deployment setting (axis and unit in the title), then the deployment matrix."""
-    from rich.table import Table
-
+    """One table per deployment setting (axis and unit in the title, so a column is headed by its value
+    alone), then the deployment matrix."""
     from sweep.report import matrix_rows, setting_rows
 
-    settings = report["settings"]
-    tables = []
-    for s in settings:
+    for s in report["settings"]:
         title = f"{s.setting.key}: test accuracy (%) vs {s.setting.axis_label()}, mean ± 95% CI over seeds"
-        tables.append((title, None, *setting_rows(s)))
-    if settings:
+        header, rows = setting_rows(s)
+        header = [header[0], *(h.split("=", 1)[1] for h in header[1:-1]), header[-1]]
+        print_table(console, title, header, rows, droppable=list(range(1, len(header) - 1)), full_in="deploy.md")
+    if report["settings"]:
         title = "deployment matrix: test AUC (%) per setting (over log10 t on the time axis), mean ± 95% CI over seeds"
-        caption = "*: the best mean per column; every column's axis and unit in deploy.md"
-        tables.append((title, caption, *matrix_rows(report["summaries"], settings, mark=("[bold]", " *[/]"))))
-    for title, caption, header, rows in tables:
-        table = Table(title=title, caption=caption)
-        for i, column in enumerate(header):
-            table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        header, rows = matrix_rows(report["summaries"], report["settings"], mark=("[bold]", " *[/]"))
+        notes = ["*: the best mean per column; every column's axis and unit in deploy.md"]
+        print_table(
+            console, title, header, rows, notes=notes, droppable=list(range(1, len(header))), full_in="deploy.md"
+        )

@@ -52,7 +52,7 @@ def ui_command(uri: str) -> str:
     """The `mlflow ui` line for the store a sweep wrote (a server URI is opened directly)."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000   # then open http://127.0.0.1:5000"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n         then open http://127.0.0.1:5000"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         f"compare: sweep report --experiment {s.tracking.experiment} --sweep {cfg.name}\n"
         f"browse:  {ui_command(s.tracking.uri)}",
         highlight=False,
-        soft_wrap=False,
+        soft_wrap=not console.is_terminal,  # piped: each command on one line, whole
     )
     total = process_seconds()
     rest = total - ready - outcome.startup_seconds - outcome.fit_seconds

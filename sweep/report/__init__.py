@@ -2,7 +2,7 @@
 seeds, read from MLflow. Floor 5 of `sweep`: imports `sweep.tracking`, never Ray."""
 
 from sweep.report.deploy import SettingSummary, matrix_rows, setting_rows
-from sweep.report.output import columns_that_fit, make_report, table_rows, write_csv
+from sweep.report.output import column_width, columns_that_fit, make_report, table_rows, write_csv
 from sweep.report.summary import MethodSummary, ReportError, TrialRun, load_runs, mean_ci, summarize
 from sweep.report.verdicts import verdict_rows
 
@@ -11,6 +11,7 @@ __all__ = [
     "ReportError",
     "SettingSummary",
     "TrialRun",
+    "column_width",
     "columns_that_fit",
     "load_runs",
     "make_report",

@@ -44,23 +44,30 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def columns_that_fit(header: list[str], rows: list[list[str]], width: int) -> list[int]:
-    """Indices of the columns of a `table_rows` table to show in `width` terminal columns: all when they fit,
-    else the other columns and as many evenly spaced noise scales as fit (first and last first; the middle
-    one when only one fits)."""
+def column_width(header: list[str], rows: list[list[str]], i: int) -> int:
+    """The narrowest column `i` can be without cutting anything: its header's longest word (headers wrap
+    at spaces) or its cells' longest line."""
+    return max(max(map(len, header[i].split()), default=0), *(len(line) for row in rows for line in row[i].split("\n")))
 
-    def cell_width(i: int) -> int:  # widest line of a cell (headers wrap at spaces) + rich's padding and border
-        return max(max(map(len, header[i].split())), *(len(line) for row in rows for line in row[i].split("\n"))) + 3
 
-    scale_columns = [i for i, name in enumerate(header) if name.startswith("acc@")]
+def columns_that_fit(
+    header: list[str], rows: list[list[str]], width: int, droppable: list[int] | None = None
+) -> list[int]:
+    """Indices of the columns of a table to show in `width` terminal columns: all when they fit, else the
+    other columns and as many evenly spaced `droppable` ones (default: the noise scales `acc@...` of a
+    `table_rows` table) as fit (first and last first; the middle one when only one fits)."""
+
+    def cell_width(i: int) -> int:  # + rich's padding and border
+        return column_width(header, rows, i) + 3
+
+    scale_columns = [i for i, name in enumerate(header) if name.startswith("acc@")] if droppable is None else droppable
     others = [i for i in range(len(header)) if i not in scale_columns]
-    room = width - 1 - sum(cell_width(i) for i in others)
-    fits = max(1, room // max((cell_width(i) for i in scale_columns), default=1))
-    if fits >= len(scale_columns):
-        return list(range(len(header)))
     n = len(scale_columns) - 1
-    picked = {scale_columns[n // 2]} if fits == 1 else {scale_columns[round(k * n / (fits - 1))] for k in range(fits)}
-    return sorted(set(others) | picked)
+    for fits in range(len(scale_columns), 1, -1):
+        picked = {scale_columns[round(k * n / (fits - 1))] for k in range(fits)}
+        if 1 + sum(cell_width(i) for i in set(others) | picked) <= width:
+            return sorted(set(others) | picked)
+    return sorted(set(others) | set(scale_columns[n // 2 : n // 2 + 1]))
 
 
 def write_csv(summaries: list[MethodSummary], path: Path, metric: str) -> None:

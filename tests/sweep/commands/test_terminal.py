@@ -67,7 +67,8 @@ def tiny_config(tmp_path: Path, tiny_base: dict) -> Path:
 
 
 def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None:
-    rc, text = in_pty(["run", str(tiny_config)], tmp_path)
+    deploy = ["--set", "eval.deploy=[{name: sigma}, {name: sigma, noise: {name: lognormal}, samples: 2}]"]
+    rc, text = in_pty(["run", str(tiny_config), *deploy], tmp_path)
     lines = screen_lines(text)
     assert rc == 0, text[-3000:]
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
@@ -99,6 +100,9 @@ def test_run_and_report_at_80_columns(tmp_path: Path, tiny_config: Path) -> None
     shown = ANSI.sub("", text)
     table = [line for line in shown.splitlines() if line and line[0] in "│┃┏┡└"]
     assert len(table) >= 6 and all(line.rstrip()[-1] in "│┃┓┩┘" for line in table)
+    assert "…" not in shown  # no cell, header or title cut short, in any table
+    for title in ("additive: test accuracy", "lognormal: test accuracy", "deployment matrix", "verdicts vs baseline"):
+        assert title in shown, title
     with (tmp_path / "report" / "report.csv").open() as f:
         for row in csv.DictReader(f):
             knobs = yaml.safe_load(row["hyperparameters"])
@@ -127,4 +131,6 @@ def test_quiet_piped_prints_only_the_summary(tmp_path: Path, tiny_config: Path) 
     lines = done.stdout.strip().splitlines()
     assert lines[0].strip().startswith("sweep tiny: 1 trials in") and "0000-seed0" in done.stdout
     assert not [line for line in lines if any(c in line for c in CHATTER)] and len(lines) <= 14  # + wall time
-    assert all(len(line) <= 120 for line in lines)
+    assert all(len(line) <= 120 for line in lines if line[0] in "│┃┏┡└")  # the table at the piped width
+    browse = next(line for line in lines if line.startswith("browse:"))
+    assert browse.endswith("--host 127.0.0.1 --port 5000")  # a command stays whole on one line, to copy
