@@ -32,6 +32,7 @@ from sweep.execution.storage import (
     write_state,
 )
 from sweep.execution.trainable import TrialSpec, run_trial
+from sweep.tracking import open_store_early
 
 
 class NoTunerRestoreHint(logging.Filter):
@@ -159,6 +160,7 @@ def run_sweep(
     check_free_space(path)
 
     start = time.perf_counter()
+    open_store_early(cfg.section.tracking.uri)  # a new store's tables while Ray starts, not during the trials
     local = not (address or os.environ.get("RAY_ADDRESS"))
     free = free_cores() if local else None  # before our own trials load the machine
     start_ray(address, quiet=verbose == 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,35 @@ def check_store(uri: str, timeout: float = 5.0) -> None:
         )
 
 
+_STORE_LOCK = threading.Lock()
+
+
 def client_for(uri: str) -> Any:
+    """An MLflow client of `uri`. Building it opens the store (for a new SQLite file: creates its tables,
+    seconds); one thread at a time, so `open_store_early` and a later client never both create them."""
     # MLflow retries an unreachable server for minutes by default; a few seconds tell the same
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small artifact read
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    with _STORE_LOCK:
+        return MlflowClient(tracking_uri=uri)
+
+
+def open_store_early(uri: str) -> None:
+    """Create a new SQLite store's tables in a background thread (seconds of CPU), so that it overlaps
+    Ray's start-up instead of the first trials; errors are left to the tracker, which reports them."""
+    if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
+        return
+
+    def create() -> None:
+        try:
+            client_for(uri)
+        except Exception:  # noqa: BLE001 - the tracker opens the store again and says what is wrong
+            pass
+
+    threading.Thread(target=create, name="mlflow-store", daemon=True).start()
 
 
 def experiment_id(client: Any, name: str, uri: str) -> str:
