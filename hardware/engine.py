@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from hardware.chunks import Batches, rechunk
 from hardware.conditional import OutputLayer
+from hardware.control import MarginControl, margin_control
 from hardware.curve import CurvePoint, RobustnessCurve
 from hardware.deployed import Deployed
 from hardware.layout import fast_memory_format, images_to, memory_format
@@ -86,6 +87,7 @@ class Prepared:
         max_samples: int | None = None,
         antithetic: bool = False,
         conditional: bool = True,
+        control: bool = True,
     ) -> RobustnessCurve:
         """Accuracy at each noise scale (`noise.with_sigma(scale)`) over Monte Carlo draws: the
         `RobustnessCurve` of this model under one noise model along its scale axis.
@@ -99,7 +101,10 @@ class Prepared:
         with `antithetic`) until the 95% CI half-width is at most `target_ci` or `max_samples` (default 100 * samples;
         with pairs rounded down to even) draws are done. With `conditional` (the default, unbiased) and a
         Linear output layer under additive or multiplicative noise, each draw's accuracy is averaged
-        analytically over that layer's noise (`hardware.conditional`, loop path only).
+        analytically over that layer's noise (`hardware.conditional`, loop path only). With `control`
+        (the default, unbiased) and a standard form, each point's mean and CI are those of per-draw
+        accuracies adjusted by a control variate with a known mean (`hardware.control`,
+        `CurvePoint.adjusted`); `accuracies` stay the draws' own.
         """
         _check(scales, samples, target_ci)
         models = [noise.with_sigma(s) for s in scales]
@@ -112,8 +117,10 @@ class Prepared:
         block = (2 if pairs else 1) if self.path == "loop" else max(even(self.draw_batch), 2 if pairs else 1)
 
         accs: dict[int, list[float]] = {}
+        ctls: dict[int, list[float]] = {}
         random = [i for i, m in enumerate(models) if not m.is_deterministic]
         try:
+            ctl = margin_control(self, noise, form, cond) if control and form is not None and random else None
             for i, m in enumerate(models):
                 if m.is_identity:
                     accs[i] = [self.clean_accuracy()]
@@ -121,7 +128,9 @@ class Prepared:
                     accs[i] = self._sampled(m, range(1), seed)
             n = 0
             while True:
-                active = [i for i in random if n < samples or self._wide(accs[i], n, limit, pairs, target_ci)]
+                active = [
+                    i for i in random if n < samples or self._wide(accs[i], ctls.get(i), n, limit, pairs, target_ci)
+                ]
                 if not active:
                     break
                 ks = range(n, min(n + block, samples if n < samples else limit))
@@ -130,13 +139,16 @@ class Prepared:
                         accs.setdefault(i, []).extend(self._sampled(models[i], ks, seed))
                 else:
                     z = self._normals(noise, ks, pairs, seed)
+                    proj = ctl.projections(z) if ctl is not None else None
                     for i in active:
                         accs.setdefault(i, []).extend(self._formed(form, noise, z, scales[i], pairs, cond))
+                        if proj is not None:
+                            ctls.setdefault(i, []).extend(_controls(ctl, proj, scales[i], pairs))
                 n = ks.stop
         finally:
             self.deployed.reset()
         points = [
-            CurvePoint.from_accuracies(s, accs[i], m.is_deterministic, pairs and not m.is_deterministic)
+            CurvePoint.from_accuracies(s, accs[i], m.is_deterministic, pairs and not m.is_deterministic, ctls.get(i))
             for i, (s, m) in enumerate(zip(scales, models, strict=True))
         ]
         for p, m in zip(points, models, strict=True):
@@ -144,11 +156,13 @@ class Prepared:
         return RobustnessCurve(noise.model_dump(mode="json", exclude={"sigma"}), seed, points)
 
     @staticmethod
-    def _wide(accs: list[float], n: int, limit: int, pairs: bool, target_ci: float | None) -> bool:
-        """True while the adaptive mode wants more draws at a scale that has `accs`."""
+    def _wide(
+        accs: list[float], ctls: list[float] | None, n: int, limit: int, pairs: bool, target_ci: float | None
+    ) -> bool:
+        """True while the adaptive mode wants more draws at a scale that has `accs` (and controls `ctls`)."""
         if target_ci is None or n >= limit:
             return False
-        return not CurvePoint.from_accuracies(0.0, accs, False, pairs).ci95 <= target_ci
+        return not CurvePoint.from_accuracies(0.0, accs, False, pairs, ctls).ci95 <= target_ci
 
     # ---------------------------------------------------------------- draws of standard-form models
 
@@ -216,6 +230,13 @@ class Prepared:
             start += len(x)
         return (correct.double() / self.total).tolist()
 
+
+def _controls(ctl: MarginControl, proj: Tensor, scale: float, pairs: bool) -> list[float]:
+    """The controls of the draws `_formed` makes from the same z rows (z, -z, z, ... with `pairs`)."""
+    if not pairs:
+        return ctl.controls(proj, scale)
+    plus, minus = ctl.controls(proj, scale), ctl.controls(-proj, scale)
+    return [c for pair in zip(plus, minus, strict=True) for c in pair]
 
 
 def _check(scales: Sequence[float], samples: int, target_ci: float | None) -> None:
