@@ -112,7 +112,8 @@ def main() -> None:
         )
         data = data if data is not None else build_data(cfg.data)
         models.append(run_training(cfg, data).model.eval())
-    print(f"trained {', '.join(methods)} (seed {args.seed}) for {args.epochs} epochs in {time.perf_counter() - start:.1f} s")
+    took = time.perf_counter() - start
+    print(f"trained {', '.join(methods)} (seed {args.seed}) for {args.epochs} epochs in {took:.1f} s")
     noise = hardware.noise_model("additive")
     loader = make_loader(data.test, 256, shuffle=False)
 

@@ -174,9 +174,7 @@ def _margin_jacobian(model: nn.Module, x: Tensor, e: Tensor, layers: list[nn.Mod
 def _hookable(m: nn.Module) -> bool:
     if isinstance(m, nn.Linear):
         return True
-    return (
-        isinstance(m, nn.Conv2d) and m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
-    )
+    return isinstance(m, nn.Conv2d) and m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
 
 
 def _margin_jacobian_func(model: nn.Module, x: Tensor, e: Tensor, layers: list[nn.Module]) -> Tensor:
