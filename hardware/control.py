@@ -1,8 +1,8 @@
 r"""A control variate for the Monte Carlo accuracy: the linearized-margin surrogate, whose mean is known.
 
 Image n has the clean margin m_n = l_y - l_r (r: its runner-up class at the clean weights) and the
-margin Jacobian J_n = d m_n / d z at z = 0 in the noise's standard form (w~ = loc + sigma * scale * z:
-J_n = sigma * (d m_n / d w) * scale; log-normal: the same at z = 0). Projected onto the top `RANK`
+margin's derivative per unit sigma * z in the noise's standard form (w~ = loc + sigma * scale * z),
+J_n = (d m_n / d w) * scale at the clean weights (log-normal: the same at z = 0). Projected onto the top `RANK`
 right singular vectors V (r x P, orthonormal rows) of J, J~_n = A_n V with A = J V^T (N x r). The
 surrogate of a draw's accuracy at scale sigma
 
@@ -16,8 +16,9 @@ the step 1[x > 0]) has the exact mean, since A_n V z ~ N(0, |A_n|^2) for z ~ N(0
 
 The control of a draw is c(z) - E[c]; `hardware.statistics.control_adjusted` turns it into adjusted
 per-draw accuracies. Any fixed J~ keeps E[c] exact (the estimate unbiased); V only decides how well
-c follows the accuracy. Cost per draw: V z (r x P multiply-adds) once for all scales, then N normal
-CDFs per scale; set-up: one per-example Jacobian (a backward pass per image, chunked) per curve.
+c follows the accuracy. Cost per draw: V z (r x P multiply-adds) once for all scales; the N normal
+CDFs per draw and scale run in one batch when the curve asks (`DrawControls`). Set-up per curve: the
+per-image Jacobian (one forward and backward pass over the data) and a rank-r randomized SVD.
 """
 
 from __future__ import annotations
@@ -87,19 +88,42 @@ class MarginControl:
             t = ((h * h) * (s[y[keep]] ** 2 + s[runner[keep]] ** 2)).sum(1).sqrt()
         return cls(margins[keep], j @ v.t(), v, t, len(y))
 
-    def projections(self, z: Tensor) -> Tensor:
-        """A V z of draws `z` (K, P) in buffer order: (K, M); the same at every scale."""
-        return torch.mm(torch.mm(z[:, : self.v.shape[1]], self.v.t()), self.a.t())
+    def reduce(self, z: Tensor) -> Tensor:
+        """V z of draws `z` (K, >= P) in buffer order: (K, r), all a draw needs (the same at every scale)."""
+        return torch.mm(z[:, : self.v.shape[1]], self.v.t())
 
-    def controls(self, proj: Tensor, sigma: float) -> list[float]:
-        """c(z) - E[c] of each draw (rows of `proj`; negate `proj` for -z) at scale `sigma`."""
-        m = self.m.double()
-        t, proj = (sigma * self.t).double(), proj.double()
-        x = m + sigma * proj
+    def controls(self, low: Tensor, sigma: float) -> list[float]:
+        """c(z) - E[c] of the draws with V z = rows of `low` (negate it for -z) at scale `sigma`."""
+        m, t = self.m.double(), (sigma * self.t).double()
+        x = m + sigma * torch.mm(low.double(), self.a.double().t())  # (K, M) linearized margins
         c = torch.where(t > 0, torch.special.ndtr(x / t.clamp(min=1e-300)), (x > 0).double())
         sd = sigma * (self.norm2.double() + self.t.double() ** 2).sqrt()
         mean = torch.where(sd > 0, torch.special.ndtr(m / sd.clamp(min=1e-300)), (m > 0).double())
         return ((c.sum(1) - mean.sum()) / self.total).tolist()
+
+
+class DrawControls:
+    """The controls of one curve's draws: V z kept per draw, c(z) - E[c] computed in batches when asked."""
+
+    def __init__(self, control: MarginControl, pairs: bool) -> None:
+        self.control, self.group, self.lows, self.done = control, 2 if pairs else 1, [], {}
+
+    def add(self, z: Tensor) -> None:
+        """The next z rows (with pairs: one row per pair z, -z)."""
+        self.lows.append(self.control.reduce(z))
+
+    def get(self, i: int, scale: float, n: int) -> list[float]:
+        """The controls of the first `n` draws at the curve's scale number `i`."""
+        have = self.done.setdefault(i, [])
+        if len(have) < n:
+            low = torch.cat(self.lows)[len(have) // self.group : n // self.group]
+            plus = self.control.controls(low, scale)
+            if self.group == 1:
+                have.extend(plus)
+            else:
+                minus = self.control.controls(-low, scale)
+                have.extend(c for pair in zip(plus, minus, strict=True) for c in pair)
+        return have[:n]
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from hardware.chunks import Batches, rechunk
 from hardware.conditional import OutputLayer
-from hardware.control import MarginControl, margin_control
+from hardware.control import DrawControls, margin_control
 from hardware.curve import CurvePoint, RobustnessCurve
 from hardware.deployed import Deployed
 from hardware.layout import fast_memory_format, images_to, memory_format
@@ -92,19 +92,18 @@ class Prepared:
         """Accuracy at each noise scale (`noise.with_sigma(scale)`) over Monte Carlo draws: the
         `RobustnessCurve` of this model under one noise model along its scale axis.
 
-        Common random numbers: draw k uses `draw_generator(seed, k)` at every scale. For a model with a
+        Common random numbers: draw k uses `draw_generator(seed, k)` at every scale; for a model with a
         standard form, z is drawn once per draw and reused at every scale. With `antithetic` and an even
         `samples`, draws 2j and 2j+1 are z and -z from `draw_generator(seed, j)` and the CI is over the
-        pair means (unbiased, but off by default: accuracy is close to an even function of z, and
-        bench/variance.py measured no gain on trained digits models; an odd `samples` gives single
-        draws). A deterministic scale (e.g. 0) gets one draw. With `target_ci`, draws continue (in pairs
-        with `antithetic`) until the 95% CI half-width is at most `target_ci` or `max_samples` (default 100 * samples;
-        with pairs rounded down to even) draws are done. With `conditional` (the default, unbiased) and a
-        Linear output layer under additive or multiplicative noise, each draw's accuracy is averaged
-        analytically over that layer's noise (`hardware.conditional`, loop path only). With `control`
-        (the default, unbiased) and a standard form, each point's mean and CI are those of per-draw
-        accuracies adjusted by a control variate with a known mean (`hardware.control`,
-        `CurvePoint.adjusted`); `accuracies` stay the draws' own.
+        pair means (unbiased; off by default, bench/variance.py: no consistent gain; an odd `samples`
+        gives single draws). A deterministic scale (e.g. 0) gets one draw. With `target_ci`, draws
+        continue (in pairs with `antithetic`) until the 95% CI half-width is at most `target_ci` or
+        `max_samples` (default 100 * samples; pairs: rounded down to even) draws are done. Defaults,
+        both unbiased: `conditional`, for a Linear output layer under additive or multiplicative noise
+        each draw's accuracy is averaged analytically over that layer's noise (`hardware.conditional`,
+        loop path only); `control`, for a standard form the mean and CI of each point are those of the
+        draws' accuracies adjusted by a control variate with a known mean (`hardware.control`,
+        `CurvePoint.adjusted`; `accuracies` stay the draws' own).
         """
         _check(scales, samples, target_ci)
         models = [noise.with_sigma(s) for s in scales]
@@ -117,10 +116,14 @@ class Prepared:
         block = (2 if pairs else 1) if self.path == "loop" else max(even(self.draw_batch), 2 if pairs else 1)
 
         accs: dict[int, list[float]] = {}
-        ctls: dict[int, list[float]] = {}
         random = [i for i, m in enumerate(models) if not m.is_deterministic]
+        ctl = margin_control(self, noise, form, cond) if control and form is not None and random else None
+        draws = DrawControls(ctl, pairs) if ctl is not None else None
+
+        def ctls(i: int) -> list[float] | None:
+            return None if draws is None or models[i].is_deterministic else draws.get(i, scales[i], len(accs[i]))
+
         try:
-            ctl = margin_control(self, noise, form, cond) if control and form is not None and random else None
             for i, m in enumerate(models):
                 if m.is_identity:
                     accs[i] = [self.clean_accuracy()]
@@ -128,9 +131,7 @@ class Prepared:
                     accs[i] = self._sampled(m, range(1), seed)
             n = 0
             while True:
-                active = [
-                    i for i in random if n < samples or self._wide(accs[i], ctls.get(i), n, limit, pairs, target_ci)
-                ]
+                active = [i for i in random if n < samples or self._wide(accs[i], ctls(i), n, limit, pairs, target_ci)]
                 if not active:
                     break
                 ks = range(n, min(n + block, samples if n < samples else limit))
@@ -139,16 +140,15 @@ class Prepared:
                         accs.setdefault(i, []).extend(self._sampled(models[i], ks, seed))
                 else:
                     z = self._normals(noise, ks, pairs, seed)
-                    proj = ctl.projections(z) if ctl is not None else None
+                    if draws is not None:
+                        draws.add(z)
                     for i in active:
                         accs.setdefault(i, []).extend(self._formed(form, noise, z, scales[i], pairs, cond))
-                        if proj is not None:
-                            ctls.setdefault(i, []).extend(_controls(ctl, proj, scales[i], pairs))
                 n = ks.stop
         finally:
             self.deployed.reset()
         points = [
-            CurvePoint.from_accuracies(s, accs[i], m.is_deterministic, pairs and not m.is_deterministic, ctls.get(i))
+            CurvePoint.from_accuracies(s, accs[i], m.is_deterministic, pairs and not m.is_deterministic, ctls(i))
             for i, (s, m) in enumerate(zip(scales, models, strict=True))
         ]
         for p, m in zip(points, models, strict=True):
@@ -229,14 +229,6 @@ class Prepared:
             correct += (batched(params, x).argmax(-1) == y).sum(1)  # logits (K, B, classes)
             start += len(x)
         return (correct.double() / self.total).tolist()
-
-
-def _controls(ctl: MarginControl, proj: Tensor, scale: float, pairs: bool) -> list[float]:
-    """The controls of the draws `_formed` makes from the same z rows (z, -z, z, ... with `pairs`)."""
-    if not pairs:
-        return ctl.controls(proj, scale)
-    plus, minus = ctl.controls(proj, scale), ctl.controls(-proj, scale)
-    return [c for pair in zip(plus, minus, strict=True) for c in pair]
 
 
 def _check(scales: Sequence[float], samples: int, target_ci: float | None) -> None:
