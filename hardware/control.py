@@ -79,14 +79,16 @@ class MarginControl:
         p = sum(m.weight.numel() for m in layers)
         keep = torch.argsort(margins.abs())[: max(1, MAX_JACOBIAN // max(p, 1))].sort().values
         eye = torch.eye(logits.shape[1], dtype=logits.dtype, device=logits.device)
-        j = _margin_jacobian(model, x[keep], (eye[y] - eye[runner])[keep], layers)
-        j = (j if cols is None else j[:, cols]) * scale
+        j = _margin_jacobian(model, x[keep], (eye[y] - eye[runner])[keep], layers)  # standard order
+        if cols is not None:  # the scale to standard order (V back to buffer order below): no copy of j
+            scale = torch.empty_like(scale).index_put_((cols,), scale)
+        j = j.mul_(scale)
         v = _top_right_vectors(j, RANK)
         t = torch.zeros_like(margins[keep])
         if head is not None:
             h, s = head[0][keep], head[1]
             t = ((h * h) * (s[y[keep]] ** 2 + s[runner[keep]] ** 2)).sum(1).sqrt()
-        return cls(margins[keep], j @ v.t(), v, t, len(y))
+        return cls(margins[keep], j @ v.t(), v if cols is None else v[:, cols], t, len(y))
 
     def reduce(self, z: Tensor) -> Tensor:
         """V z of draws `z` (K, >= P) in buffer order: (K, r), all a draw needs (the same at every scale)."""
@@ -163,28 +165,25 @@ def _margin_jacobian(model: nn.Module, x: Tensor, e: Tensor, layers: list[nn.Mod
     second per process); other layers go through torch.func."""
     if not all(_hookable(m) for m in layers):
         return _margin_jacobian_func(model, x, e, layers)
-    seen: dict[int, list[Tensor]] = {i: [] for i in range(len(layers))}
+    seen: dict[int, list[tuple[Tensor, Tensor]]] = {i: [] for i in range(len(layers))}
 
     def record(i: int) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]:
-        def hook(_m: nn.Module, inputs: tuple[Tensor, ...], out: Tensor) -> None:
-            seen[i].append(inputs[0].detach())
-            out.register_hook(lambda g: seen[i].append(g))
-
-        return hook
+        return lambda _m, inputs, out: seen[i].append((inputs[0].detach(), out))
 
     hooks = [m.register_forward_hook(record(i)) for i, m in enumerate(layers)]
     try:
         with torch.enable_grad():
-            xg = x.detach().requires_grad_()
-            (model(xg) * e).sum().backward()
+            margins = (model(x.detach().requires_grad_()) * e).sum()
+            if any(len(v) != 1 for v in seen.values()):  # a layer called twice or not at all: no shortcut
+                return _margin_jacobian_func(model, x, e, layers)
+            # only the layers' output gradients: no parameter's .grad is computed or written
+            grads = torch.autograd.grad(margins, [seen[i][0][1] for i in range(len(layers))])
     finally:
         for h in hooks:
             h.remove()
-    if any(len(v) != 2 for v in seen.values()):  # a layer called twice or not at all: no shortcut
-        return _margin_jacobian_func(model, x, e, layers)
     parts = []
-    for i, m in enumerate(layers):
-        a, g = seen[i]
+    for i, (m, g) in enumerate(zip(layers, grads, strict=True)):
+        a = seen[i][0][0]
         n = len(a)
         if isinstance(m, nn.Conv2d):
             a = F.unfold(a, m.kernel_size, m.dilation, m.padding, m.stride)  # (N, C k k, L)
@@ -223,6 +222,8 @@ def _top_right_vectors(j: Tensor, rank: int, oversample: int = 8) -> Tensor:
     omega = torch.randn(j.shape[1], q, generator=torch.Generator(j.device).manual_seed(0), device=j.device)
     y = j @ omega.to(j.dtype)
     y = j @ (j.t() @ torch.linalg.qr(y).Q)
-    b = torch.linalg.qr(y).Q.t() @ j  # (q, P): j's rows in the found basis
-    _, s, vt = torch.linalg.svd(b, full_matrices=False)
-    return vt[: min(rank, int((s > 1e-6 * s[0]).sum()) if len(s) else 0)]
+    b = (torch.linalg.qr(y).Q.t() @ j).double()  # (q, P): j's rows in the found basis
+    vals, u = torch.linalg.eigh(b @ b.t())  # b = U S V^T: b b^T = U S^2 U^T (q x q, cheap)
+    vals, u = vals.flip(0)[:rank], u.flip(1)[:, :rank]
+    keep = vals > 1e-12 * vals[0].clamp(min=1e-300)  # directions j actually has
+    return ((u[:, keep].t() @ b) / vals[keep].sqrt()[:, None]).to(j.dtype)
