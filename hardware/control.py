@@ -42,6 +42,11 @@ correlations within about 0.05 of each other; 16 keeps the per-draw cost at a fe
 MAX_JACOBIAN = 2**25
 """At most this many Jacobian entries (128 MiB in float32): larger evaluations use the images with
 the smallest clean margins only (the surrogate is then over those; still exactly known mean)."""
+CONTROL_MIN_DRAWS = 32
+"""`Prepared.curve(control=None)` uses the control from this many draws (samples x random scales): its
+set-up (about a forward and backward pass over the data and an SVD; 0.1 s on the digits LeNet, the
+time of about 30 draws at one scale) costs more than it saves below that, e.g. in the per-epoch
+validation (3 draws at one scale)."""
 CHUNK = 32
 """Images per vmapped per-example Jacobian."""
 

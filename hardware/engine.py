@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from hardware.chunks import Batches, rechunk
 from hardware.conditional import OutputLayer
-from hardware.control import DrawControls, margin_control
+from hardware.control import CONTROL_MIN_DRAWS, DrawControls, margin_control
 from hardware.curve import CurvePoint, RobustnessCurve
 from hardware.deployed import Deployed
 from hardware.layout import fast_memory_format, images_to, memory_format
@@ -87,23 +87,22 @@ class Prepared:
         max_samples: int | None = None,
         antithetic: bool = False,
         conditional: bool = True,
-        control: bool = True,
+        control: bool | None = None,
     ) -> RobustnessCurve:
         """Accuracy at each noise scale (`noise.with_sigma(scale)`) over Monte Carlo draws: the
         `RobustnessCurve` of this model under one noise model along its scale axis.
 
-        Common random numbers: draw k uses `draw_generator(seed, k)` at every scale; for a model with a
-        standard form, z is drawn once per draw and reused at every scale. With `antithetic` and an even
-        `samples`, draws 2j and 2j+1 are z and -z from `draw_generator(seed, j)` and the CI is over the
-        pair means (unbiased; off by default, bench/variance.py: no consistent gain; an odd `samples`
-        gives single draws). A deterministic scale (e.g. 0) gets one draw. With `target_ci`, draws
-        continue (in pairs with `antithetic`) until the 95% CI half-width is at most `target_ci` or
-        `max_samples` (default 100 * samples; pairs: rounded down to even) draws are done. Defaults,
-        both unbiased: `conditional`, for a Linear output layer under additive or multiplicative noise
-        each draw's accuracy is averaged analytically over that layer's noise (`hardware.conditional`,
-        loop path only); `control`, for a standard form the mean and CI of each point are those of the
-        draws' accuracies adjusted by a control variate with a known mean (`hardware.control`,
-        `CurvePoint.adjusted`; `accuracies` stay the draws' own).
+        Common random numbers: draw k uses `draw_generator(seed, k)` at every scale (a standard form:
+        one z per draw for all scales). `antithetic` with an even `samples`: draws 2j, 2j+1 are z, -z
+        from `draw_generator(seed, j)`, the CI over the pair means (unbiased; off by default, no
+        consistent gain in bench/variance.py). A deterministic scale (e.g. 0) gets one draw. With
+        `target_ci`, draws continue (in pairs with `antithetic`) until the 95% CI half-width is at most
+        `target_ci` or `max_samples` (default 100 * samples; pairs: rounded down to even). Unbiased
+        defaults: `conditional`, a Linear output layer's additive or multiplicative noise is averaged
+        analytically per draw (`hardware.conditional`, loop path); `control` (None: where it pays for
+        its set-up, >= 4 draws or pairs per scale and CONTROL_MIN_DRAWS over the random scales), a
+        standard form's points take mean and CI from the draws adjusted by a control variate with a
+        known mean (`hardware.control`, `CurvePoint.adjusted`; `accuracies` stay the draws' own).
         """
         _check(scales, samples, target_ci)
         models = [noise.with_sigma(s) for s in scales]
@@ -117,6 +116,8 @@ class Prepared:
 
         accs: dict[int, list[float]] = {}
         random = [i for i, m in enumerate(models) if not m.is_deterministic]
+        if control is None:
+            control = samples // (2 if pairs else 1) >= 4 and samples * len(random) >= CONTROL_MIN_DRAWS
         ctl = margin_control(self, noise, form, cond) if control and form is not None and random else None
         draws = DrawControls(ctl, pairs) if ctl is not None else None
 
@@ -156,13 +157,9 @@ class Prepared:
         return RobustnessCurve(noise.model_dump(mode="json", exclude={"sigma"}), seed, points)
 
     @staticmethod
-    def _wide(
-        accs: list[float], ctls: list[float] | None, n: int, limit: int, pairs: bool, target_ci: float | None
-    ) -> bool:
+    def _wide(accs: list[float], ctls: list[float] | None, n: int, limit: int, pairs: bool, ci: float | None) -> bool:
         """True while the adaptive mode wants more draws at a scale that has `accs` (and controls `ctls`)."""
-        if target_ci is None or n >= limit:
-            return False
-        return not CurvePoint.from_accuracies(0.0, accs, False, pairs, ctls).ci95 <= target_ci
+        return ci is not None and n < limit and not CurvePoint.from_accuracies(0.0, accs, False, pairs, ctls).ci95 <= ci
 
     # ---------------------------------------------------------------- draws of standard-form models
 

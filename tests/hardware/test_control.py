@@ -87,7 +87,7 @@ def test_adjusted_mean_is_unbiased_over_many_seeds() -> None:
     diffs = []
     with prepare(model, loader) as prepared:
         for seed in range(100):
-            cv = prepared.curve(noise, [0.3], 6, seed).points[0]
+            cv = prepared.curve(noise, [0.3], 6, seed, control=True).points[0]
             plain = prepared.curve(noise, [0.3], 6, seed, control=False).points[0]
             assert cv.accuracies == plain.accuracies
             diffs.append(cv.mean - plain.mean)
@@ -120,7 +120,7 @@ def test_adaptive_mode_stops_on_the_adjusted_ci() -> None:
     model, loader = setup()
     noise = noise_model("additive")
     kw = {"samples": 6, "seed": 0, "target_ci": 0.004, "max_samples": 400}
-    cv = robustness_curve(model, loader, noise, [0.3], **kw).points[0]
+    cv = robustness_curve(model, loader, noise, [0.3], **kw, control=True).points[0]
     plain = robustness_curve(model, loader, noise, [0.3], **kw, control=False).points[0]
     assert cv.ci95 <= 0.004 and (plain.ci95 <= 0.004 or plain.n_draws == 400)
     assert cv.n_draws < plain.n_draws  # the reduced variance reaches the target with fewer draws
@@ -129,7 +129,7 @@ def test_adaptive_mode_stops_on_the_adjusted_ci() -> None:
 
 def test_curve_json_keeps_adjusted_and_controls_and_reads_old_curves() -> None:
     model, loader = setup()
-    curve = robustness_curve(model, loader, noise_model("additive"), [0.0, 0.3], 4, 1, antithetic=True)
+    curve = robustness_curve(model, loader, noise_model("additive"), [0.0, 0.3], 4, 1, antithetic=True, control=True)
     data = json.loads(json.dumps(curve.to_dict()))
     back = RobustnessCurve.from_dict(data)
     assert back.points[1].adjusted == curve.points[1].adjusted and back.points[1].controls == curve.points[1].controls
@@ -137,3 +137,17 @@ def test_curve_json_keeps_adjusted_and_controls_and_reads_old_curves() -> None:
     for p in data["points"]:
         del p["adjusted"], p["controls"]
     assert RobustnessCurve.from_dict(data).points[1].adjusted is None
+
+
+def test_the_control_is_on_by_default_where_it_pays_for_its_set_up() -> None:
+    model, loader = setup()
+    noise = noise_model("additive")
+    with prepare(model, loader) as prepared:
+        assert prepared.curve(noise, [0.3], 3, 0).points[0].adjusted is None  # per-epoch validation size
+        assert prepared.curve(noise, [0.0, 0.1, 0.3], 12, 0).points[0].adjusted is None  # 24 draws
+        curve = prepared.curve(noise, [0.0, 0.1, 0.3], 16, 0)  # 32 draws over the random scales
+        assert curve.points[0].adjusted is None and curve.points[1].adjusted is not None
+        assert prepared.curve(noise, [0.1, 0.3], 16, 0, antithetic=True).points[0].adjusted is not None
+        assert prepared.curve(noise, [0.1, 0.3], 16, 0, control=False).points[0].adjusted is None
+        crossbar = noise_model("crossbar")  # no standard form: no z to build a control on
+        assert prepared.curve(crossbar, [0.3], 40, 0, control=True).points[0].adjusted is None
