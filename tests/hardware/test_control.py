@@ -151,3 +151,24 @@ def test_the_control_is_on_by_default_where_it_pays_for_its_set_up() -> None:
         assert prepared.curve(noise, [0.1, 0.3], 16, 0, control=False).points[0].adjusted is None
         crossbar = noise_model("crossbar")  # no standard form: no z to build a control on
         assert prepared.curve(crossbar, [0.3], 40, 0, control=True).points[0].adjusted is None
+
+
+def test_loop_and_batched_paths_give_the_same_controls() -> None:
+    """The loop path keeps the conv weights channels_last (z in another order than the batched path's
+    standard layout): the controls must still be those of the same z."""
+    torch.manual_seed(2)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Flatten(), nn.Linear(6 * 8 * 8, 5),
+    ).eval()  # fmt: skip
+    x = torch.randn(200, 1, 8, 8)
+    with torch.no_grad():
+        loader = DataLoader(TensorDataset(x, model(x).argmax(-1)), batch_size=100)
+    noise = noise_model("multiplicative")
+    kw = {"samples": 8, "seed": 4, "conditional": False, "control": True}
+    with prepare(model, loader, path="loop") as prepared:
+        assert prepared.deployed.perm is not None  # the reordering is exercised
+        loop = prepared.curve(noise, [0.2, 0.4], **kw)
+    batched = robustness_curve(model, loader, noise, [0.2, 0.4], path="batched", **kw)
+    for a, b in zip(loop.points, batched.points, strict=True):
+        assert a.controls == pytest.approx(b.controls, abs=1e-5) and a.mean == pytest.approx(b.mean, abs=1e-4)
