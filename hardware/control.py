@@ -137,7 +137,8 @@ class DrawControls:
 @torch.no_grad()
 def margin_control(prepared: Prepared, noise: NoiseModel, form: StandardForm, cond: bool) -> MarginControl | None:
     """The control of `prepared` under `noise` (standard form `form`, in buffer order over its span);
-    with `cond` the output layer is integrated analytically and left out of z. None: no layer left."""
+    with `cond` the output layer is integrated analytically and left out of z. None: no layer left,
+    or autograd cannot differentiate the margins (e.g. integer inputs): the points have no `adjusted`."""
     d, layers, span = prepared.deployed, prepared.deployed.segment(noise), prepared.deployed.span(noise)
     stop = layers.stop - (1 if cond else 0)
     if stop <= layers.start:
@@ -158,6 +159,8 @@ def margin_control(prepared: Prepared, noise: NoiseModel, form: StandardForm, co
     x = torch.cat(prepared.xs) if len(prepared.xs) > 1 else prepared.xs[0]
     try:
         return MarginControl.build(prepared.model, x, prepared.y, logits, modules, form.scale[:width], cols, head)
+    except RuntimeError:
+        return None
     finally:
         if prepared.head is not None:
             prepared.head.inputs.clear()
