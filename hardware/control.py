@@ -25,16 +25,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hardware.conditional import OutputLayer
+from hardware.deployed import Deployed
 from hardware.noise.base import NoiseModel, StandardForm
 
-if TYPE_CHECKING:
-    from hardware.engine import Prepared
+
+class Prepared(Protocol):
+    """What the control needs of a `hardware.engine.Prepared` (no import of the engine: no loop)."""
+
+    model: nn.Module
+    deployed: Deployed
+    head: OutputLayer | None
+    xs: list[Tensor]
+    y: Tensor
+
+    def _logits(self) -> Tensor: ...
+
 
 RANK = 16
 """Rank of the Jacobian kept. Picked from a sweep of ranks 8 to 64 on pair A of bench/variance.py
