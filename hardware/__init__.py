@@ -4,7 +4,7 @@ The public API of the package; methods/, sweep/ and bench/ import from here only
 """
 
 from hardware.apply import ANALOG_LAYERS, analog_layers, noisy_layers, noisy_parameters, noisy_weights
-from hardware.curve import CurvePoint, RobustnessCurve, format_curve_table
+from hardware.curve import CurvePoint, RobustnessCurve, format_curve_table, paired_differences
 from hardware.deploy import (
     DEPLOY_SETTINGS,
     DeploySetting,
@@ -22,7 +22,7 @@ from hardware.noise.base import StandardForm, one_line
 from hardware.presets import PRESETS, preset, preset_params
 from hardware.registry import Plugin, PluginRegistry, Registry
 from hardware.seeds import derive_seed, draw_generator, draw_seed
-from hardware.statistics import area_under_curve, mean_ci95, mean_std, t_quantile
+from hardware.statistics import area_under_curve, control_adjusted, mean_ci95, mean_std, t_quantile
 
 __all__ = [
     "ANALOG_LAYERS",
@@ -44,6 +44,7 @@ __all__ = [
     "accuracy",
     "analog_layers",
     "area_under_curve",
+    "control_adjusted",
     "deploy_setting",
     "deploy_settings",
     "derive_seed",
@@ -64,6 +65,7 @@ __all__ = [
     "noisy_parameters",
     "noisy_weights",
     "one_line",
+    "paired_differences",
     "perturbed",
     "prepare",
     "preset",

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hardware.statistics import area_under_curve, mean_ci95, mean_std
+from hardware.statistics import area_under_curve, control_adjusted, mean_ci95, mean_std
 
 
 @dataclass
@@ -18,12 +18,16 @@ class CurvePoint:
     """The accuracies of the Monte Carlo draws at one noise scale and their statistics.
 
     With `antithetic`, draws 2j and 2j+1 are a pair (z and -z): the mean is over all draws, the
-    CI over the pair means (the pairs are independent, the two draws of a pair are not).
+    CI over the pair means (the pairs are independent, the two draws of a pair are not). With a
+    control variate (`adjusted` set), the mean and the CI are those of `adjusted` instead of
+    `accuracies`; `std` and `min` stay those of the draws' own accuracies.
     """
 
     scale: float
     accuracies: list[float]
+    """The accuracy of each draw (with `conditional`: its expectation over the output layer's noise)."""
     mean: float
+    """The estimate of the expected accuracy: the mean of `adjusted` when set, else of `accuracies`."""
     std: float
     """Standard deviation of the single draws' accuracies."""
     ci95: float
@@ -33,6 +37,13 @@ class CurvePoint:
     conditional: bool = False
     """Each draw's accuracy is averaged analytically over the output layer's noise (Rao-Blackwellized):
     the same mean, a smaller spread; `min` is then the lowest such average."""
+    adjusted: list[float] | None = None
+    """Per draw, the accuracy minus the control variate's share (`hardware.control`,
+    `hardware.statistics.control_adjusted`): its mean is the unbiased estimate, its spread is what is
+    left once the control is known; pair these for differences between models evaluated with the same
+    seed (or use `paired_differences`). None without a control variate."""
+    controls: list[float] | None = None
+    """Per draw, the control variate c(z) - E[c] (`hardware.control`; exact mean 0). None without one."""
 
     @property
     def n_draws(self) -> int:
@@ -40,17 +51,26 @@ class CurvePoint:
 
     @classmethod
     def from_accuracies(
-        cls, scale: float, accuracies: list[float], deterministic: bool, antithetic: bool = False
+        cls,
+        scale: float,
+        accuracies: list[float],
+        deterministic: bool,
+        antithetic: bool = False,
+        controls: list[float] | None = None,
     ) -> CurvePoint:
-        mean, std = mean_std(accuracies)
+        """The point of these draws; `controls`: each draw's control variate (known mean 0)."""
+        std = mean_std(accuracies)[1]
+        adjusted = None if controls is None else control_adjusted(accuracies, controls, 2 if antithetic else 1)
+        values = accuracies if adjusted is None else adjusted
+        mean = mean_std(values)[0]
         if len(accuracies) < 2:
             std = ci95 = 0.0 if deterministic else math.nan
         elif antithetic:
-            pairs = [(a + b) / 2 for a, b in zip(accuracies[::2], accuracies[1::2], strict=True)]
-            ci95 = mean_ci95(pairs)[1]
+            ci95 = mean_ci95([(a + b) / 2 for a, b in zip(values[::2], values[1::2], strict=True)])[1]
         else:
-            ci95 = mean_ci95(accuracies)[1]
-        return cls(scale, list(accuracies), mean, std, ci95, min(accuracies), antithetic)
+            ci95 = mean_ci95(values)[1]
+        ctls = None if controls is None else list(controls)
+        return cls(scale, list(accuracies), mean, std, ci95, min(accuracies), antithetic, False, adjusted, ctls)
 
 
 @dataclass
@@ -82,9 +102,9 @@ class RobustnessCurve:
         """JSON-able (NaN becomes None)."""
         points = [
             {
-                **{k: _json_float(v) for k, v in asdict(p).items() if k != "accuracies"},
+                **{k: _json_float(v) for k, v in asdict(p).items() if k not in _LISTS},
                 "n_draws": p.n_draws,
-                "accuracies": p.accuracies,
+                **{k: getattr(p, k) for k in _LISTS},
             }
             for p in self.points
         ]
@@ -102,10 +122,33 @@ class RobustnessCurve:
                 p["min"],
                 bool(p.get("antithetic", False)),  # curves written before antithetic draws
                 bool(p.get("conditional", False)),
+                p.get("adjusted"),  # curves written before control variates: None
+                p.get("controls"),
             )
             for p in data["points"]
         ]
         return cls(dict(data["noise"]), int(data["seed"]), points)
+
+
+_LISTS = ("accuracies", "adjusted", "controls")
+
+
+def paired_differences(a: CurvePoint, b: CurvePoint) -> list[float]:
+    r"""Per-draw differences a - b of two points evaluated with the same seed (common random numbers),
+    adjusted by the difference of their controls when both have one:
+
+        d^_k = (a_k - b_k) - beta_{-g(k)} (c^a_k - c^b_k)   (`hardware.statistics.control_adjusted`)
+
+    Their mean is the unbiased estimate of the difference, their CI (`mean_ci95`, over pair means with
+    antithetic draws) its 95% CI. One control for the difference follows it better than the two
+    points' own `adjusted` values, whose coefficients were fitted to each model alone."""
+    if a.n_draws != b.n_draws or a.antithetic != b.antithetic:
+        raise ValueError(f"points must have the same draws (got {a.n_draws} and {b.n_draws} draws)")
+    d = [x - y for x, y in zip(a.accuracies, b.accuracies, strict=True)]
+    if a.controls is None or b.controls is None:
+        return d
+    c = [x - y for x, y in zip(a.controls, b.controls, strict=True)]
+    return control_adjusted(d, c, 2 if a.antithetic else 1)
 
 
 def _json_float(v: Any) -> Any:

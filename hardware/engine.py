@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from hardware.chunks import Batches, rechunk
 from hardware.conditional import OutputLayer
+from hardware.control import CONTROL_MIN_DRAWS, DrawControls, margin_control
 from hardware.curve import CurvePoint, RobustnessCurve
 from hardware.deployed import Deployed
 from hardware.layout import fast_memory_format, images_to, memory_format
@@ -86,20 +87,22 @@ class Prepared:
         max_samples: int | None = None,
         antithetic: bool = False,
         conditional: bool = True,
+        control: bool | None = None,
     ) -> RobustnessCurve:
         """Accuracy at each noise scale (`noise.with_sigma(scale)`) over Monte Carlo draws: the
         `RobustnessCurve` of this model under one noise model along its scale axis.
 
-        Common random numbers: draw k uses `draw_generator(seed, k)` at every scale. For a model with a
-        standard form, z is drawn once per draw and reused at every scale. With `antithetic` and an even
-        `samples`, draws 2j and 2j+1 are z and -z from `draw_generator(seed, j)` and the CI is over the
-        pair means (unbiased, but off by default: accuracy is close to an even function of z, and
-        bench/variance.py measured no gain on trained digits models; an odd `samples` gives single
-        draws). A deterministic scale (e.g. 0) gets one draw. With `target_ci`, draws continue (in pairs
-        with `antithetic`) until the 95% CI half-width is at most `target_ci` or `max_samples` (default 100 * samples;
-        with pairs rounded down to even) draws are done. With `conditional` (the default, unbiased) and a
-        Linear output layer under additive or multiplicative noise, each draw's accuracy is averaged
-        analytically over that layer's noise (`hardware.conditional`, loop path only).
+        Common random numbers: draw k uses `draw_generator(seed, k)` at every scale (a standard form:
+        one z per draw for all scales). `antithetic` with an even `samples`: draws 2j, 2j+1 are z, -z
+        from `draw_generator(seed, j)`, the CI over the pair means (unbiased; off by default, no
+        consistent gain in bench/variance.py). A deterministic scale (e.g. 0) gets one draw. With
+        `target_ci`, draws continue (in pairs with `antithetic`) until the 95% CI half-width is at most
+        `target_ci` or `max_samples` (default 100 * samples; pairs: rounded down to even). Unbiased
+        defaults: `conditional`, a Linear output layer's additive or multiplicative noise is averaged
+        analytically per draw (`hardware.conditional`, loop path); `control` (None: where it pays for
+        its set-up, >= 4 draws or pairs per scale and CONTROL_MIN_DRAWS over the random scales), a
+        standard form's points take mean and CI from the draws adjusted by a control variate with a
+        known mean (`hardware.control`, `CurvePoint.adjusted`; `accuracies` stay the draws' own).
         """
         _check(scales, samples, target_ci)
         models = [noise.with_sigma(s) for s in scales]
@@ -113,6 +116,14 @@ class Prepared:
 
         accs: dict[int, list[float]] = {}
         random = [i for i, m in enumerate(models) if not m.is_deterministic]
+        if control is None:
+            control = samples // (2 if pairs else 1) >= 4 and samples * len(random) >= CONTROL_MIN_DRAWS
+        ctl = margin_control(self, noise, form, cond) if control and form is not None and random else None
+        draws = DrawControls(ctl, pairs) if ctl is not None else None
+
+        def ctls(i: int) -> list[float] | None:
+            return None if draws is None or models[i].is_deterministic else draws.get(i, scales[i], len(accs[i]))
+
         try:
             for i, m in enumerate(models):
                 if m.is_identity:
@@ -121,7 +132,7 @@ class Prepared:
                     accs[i] = self._sampled(m, range(1), seed)
             n = 0
             while True:
-                active = [i for i in random if n < samples or self._wide(accs[i], n, limit, pairs, target_ci)]
+                active = [i for i in random if n < samples or self._wide(accs[i], ctls(i), n, limit, pairs, target_ci)]
                 if not active:
                     break
                 ks = range(n, min(n + block, samples if n < samples else limit))
@@ -130,13 +141,15 @@ class Prepared:
                         accs.setdefault(i, []).extend(self._sampled(models[i], ks, seed))
                 else:
                     z = self._normals(noise, ks, pairs, seed)
+                    if draws is not None:
+                        draws.add(z)
                     for i in active:
                         accs.setdefault(i, []).extend(self._formed(form, noise, z, scales[i], pairs, cond))
                 n = ks.stop
         finally:
             self.deployed.reset()
         points = [
-            CurvePoint.from_accuracies(s, accs[i], m.is_deterministic, pairs and not m.is_deterministic)
+            CurvePoint.from_accuracies(s, accs[i], m.is_deterministic, pairs and not m.is_deterministic, ctls(i))
             for i, (s, m) in enumerate(zip(scales, models, strict=True))
         ]
         for p, m in zip(points, models, strict=True):
@@ -144,11 +157,9 @@ class Prepared:
         return RobustnessCurve(noise.model_dump(mode="json", exclude={"sigma"}), seed, points)
 
     @staticmethod
-    def _wide(accs: list[float], n: int, limit: int, pairs: bool, target_ci: float | None) -> bool:
-        """True while the adaptive mode wants more draws at a scale that has `accs`."""
-        if target_ci is None or n >= limit:
-            return False
-        return not CurvePoint.from_accuracies(0.0, accs, False, pairs).ci95 <= target_ci
+    def _wide(accs: list[float], ctls: list[float] | None, n: int, limit: int, pairs: bool, ci: float | None) -> bool:
+        """True while the adaptive mode wants more draws at a scale that has `accs` (and controls `ctls`)."""
+        return ci is not None and n < limit and not CurvePoint.from_accuracies(0.0, accs, False, pairs, ctls).ci95 <= ci
 
     # ---------------------------------------------------------------- draws of standard-form models
 
@@ -215,7 +226,6 @@ class Prepared:
             correct += (batched(params, x).argmax(-1) == y).sum(1)  # logits (K, B, classes)
             start += len(x)
         return (correct.double() / self.total).tolist()
-
 
 
 def _check(scales: Sequence[float], samples: int, target_ci: float | None) -> None:

@@ -16,6 +16,7 @@ from hardware import (
     RobustnessCurve,
     accuracy,
     analog_layers,
+    control_adjusted,
     draw_generator,
     format_curve_table,
     layout,
@@ -54,7 +55,7 @@ def test_curve_statistics_and_restore() -> None:
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     noise = noise_model("additive", sigma=0.3)
-    curve = robustness_curve(model, loader, noise, [0.0, 0.2, 0.5], samples=6, seed=1)
+    curve = robustness_curve(model, loader, noise, [0.0, 0.2, 0.5], samples=6, seed=1, control=True)
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert curve.scales == [0.0, 0.2, 0.5]
     zero, mid, high = curve.points
@@ -64,10 +65,18 @@ def test_curve_statistics_and_restore() -> None:
     accs = mid.accuracies
     mean = sum(accs) / 6
     std = math.sqrt(sum((a - mean) ** 2 for a in accs) / 5)
-    assert mid.mean == pytest.approx(mean) and mid.std == pytest.approx(std) and mid.min == min(accs)
-    assert not mid.antithetic and mid.ci95 == pytest.approx(t_quantile(5) * std / math.sqrt(6))
+    # the control variate: mean and CI of the adjusted draws, std and min of the draws
+    assert mid.adjusted is not None and len(mid.adjusted) == len(mid.controls) == 6
+    assert mid.adjusted == pytest.approx(control_adjusted(accs, mid.controls))
+    assert mid.mean == pytest.approx(statistics.mean(mid.adjusted)) and mid.mean != pytest.approx(mean)
+    assert mid.ci95 == pytest.approx(mean_ci95(mid.adjusted)[1])
+    assert mid.std == pytest.approx(std) and mid.min == min(accs)
+    plain = robustness_curve(model, loader, noise, [0.2], samples=6, seed=1).points[0]  # 6 draws: no control
+    assert plain.accuracies == accs and plain.adjusted is None and plain.controls is None
+    assert plain.mean == pytest.approx(mean) and plain.std == pytest.approx(std) and plain.min == min(accs)
+    assert not plain.antithetic and plain.ci95 == pytest.approx(t_quantile(5) * std / math.sqrt(6))
     assert t_quantile(5) == pytest.approx(2.5706, abs=1e-4)
-    paired = robustness_curve(model, loader, noise, [0.2], samples=6, seed=1, antithetic=True).points[0]
+    paired = robustness_curve(model, loader, noise, [0.2], samples=6, seed=1, antithetic=True, control=False).points[0]
     pair_means = [(a + b) / 2 for a, b in zip(paired.accuracies[::2], paired.accuracies[1::2], strict=True)]
     assert paired.antithetic and paired.accuracies[0] == accs[0]  # draw 0 is the same z either way
     assert paired.ci95 == pytest.approx(mean_ci95(pair_means)[1])  # the CI is over the 3 pair means
