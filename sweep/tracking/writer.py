@@ -51,6 +51,8 @@ from sweep.tracking.names import (
     parent_description,
 )
 
+ENDED_STATUSES = ("finished", "stopped_early", "failed")  # a run's `sweep.status` once its trial ended
+
 
 def first_line(err: Exception) -> str:
     text = str(err).strip()
@@ -150,6 +152,7 @@ class TrackingWriter:
                 "config": run.data.tags.get("sweep.trial_config", ""),
                 "method": run.data.tags.get("method", ""),
                 "open": run.info.status == "RUNNING",
+                "status": run.data.tags.get("sweep.status", ""),
             }
 
     def _sweep_tags(self) -> dict[str, str]:
@@ -176,6 +179,9 @@ class TrackingWriter:
                     self.client.set_terminated(entry["run_id"], "KILLED")
             self.client.set_terminated(self.parent_id, "FINISHED" if data["done"] else "KILLED")
             return
+        if kind == "replay":
+            self._replay(config, trial_id, data, pending)
+            return
         entry = self._run(config, trial_id)
         run_id = entry["run_id"]
         if kind == "result":
@@ -197,6 +203,20 @@ class TrackingWriter:
             self.client.log_text(run_id, data["text"], "error.txt")
             self._log(run_id, tags={"sweep.status": "failed", "sweep.error": error_line(data["text"])})
             self.client.set_terminated(run_id, "FAILED")
+
+    def _replay(self, config: dict[str, Any], trial_id: str, data: dict[str, Any], pending: dict[str, list]) -> None:
+        """A trial that ended before a `--resume`: its reports and its end, unless its run has them already."""
+        entry = self.runs.get(config.get(TRIAL_KEY) or trial_id)
+        closed = entry is not None and not entry.get("open") and entry.get("status") in ENDED_STATUSES
+        if closed and (entry["final"] or data["status"] != "finished"):
+            return
+        for result in data["results"]:
+            self._handle(("result", config, trial_id, {"result": result}), pending)
+        if data["status"] == "failed":
+            self._handle(("error", config, trial_id, {"text": data["error"]}), pending)
+        else:
+            last = data["results"][-1] if data["results"] else {}
+            self._handle(("complete", config, trial_id, {"result": last, "checkpoint": data["checkpoint"]}), pending)
 
     def _run(self, config: dict[str, Any], trial_id: str) -> dict[str, Any]:
         """The trial's run: found by its stable key, created with params and tags if missing."""
