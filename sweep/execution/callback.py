@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 
 from sweep.config import SearchSpace
 from sweep.execution.records import write_ended
@@ -36,9 +36,11 @@ class MlflowTracker(Callback):
         self.replay = list(replay or [])
         self.writer: TrackingWriter | None = None
         self.interrupted = False
+        self.disk_full = False
+        """A trial failed on a full disk: the sweep stops (`DiskFullStop`), its trials resume later."""
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into the experiment (tuner.pkl): no live state
-        return {**self.__dict__, "writer": None, "interrupted": False}
+        return {**self.__dict__, "writer": None, "interrupted": False, "disk_full": False}
 
     def setup(self, **info: Any) -> None:
         self.writer = TrackingWriter(*self.args)
@@ -89,6 +91,9 @@ class MlflowTracker(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         text = error_text(trial)
+        if is_disk_full(text):  # not the trial's fault: it stays unfinished, its run is closed as interrupted
+            self.disk_full = self.interrupted = True
+            return
         record_end(trial, "failed", error_line(text))
         self._put("error", trial, text=text)
 
@@ -101,13 +106,28 @@ class MlflowTracker(Callback):
             self.writer.end(counts, done)
 
 
+class DiskFullStop(Stopper):
+    """Stops the whole sweep once a trial failed on a full disk: the next ones would fail the same way."""
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return MlflowTracker.active is not None and MlflowTracker.active.disk_full
+
+
+def is_disk_full(text: str) -> bool:
+    return "No space left on device" in text or "[Errno 28]" in text or "[errno 28]" in text
+
+
 def record_end(trial: Any, status: str, error: str = "") -> None:
     """The trial's `ended.json`, which `--resume` reads (`sweep.execution.records`)."""
     try:
         epoch = int((trial.last_result or {}).get("epoch", 0))
         write_ended(trial.storage.storage_filesystem, trial.path, status, epoch, error)
-    except OSError as err:  # a full disk: the trial then counts as unfinished and resumes from its checkpoint
-        print(f"sweep: cannot record the end of trial {trial.trial_id}: {err}", file=sys.stderr)
+    except OSError as err:  # the trial then counts as unfinished and resumes from its checkpoint
+        if not is_disk_full(str(err)):  # a full disk stops the sweep with one line of its own
+            print(f"sweep: cannot record the end of trial {trial.trial_id}: {err}", file=sys.stderr)
 
 
 def error_text(trial: Any) -> str:

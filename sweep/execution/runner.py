@@ -15,7 +15,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from methods import free_cores
 from sweep.config import TRIAL_KEY, SweepConfig, disk_full
-from sweep.execution.callback import MlflowTracker
+from sweep.execution.callback import DiskFullStop, MlflowTracker, is_disk_full
 from sweep.execution.cluster import may_autoscale, prepare_cluster, reuse_actors
 from sweep.execution.progress import Progress
 from sweep.execution.records import clear_ended, read_records
@@ -36,6 +36,25 @@ class NoTunerRestoreHint(logging.Filter):
 
 
 logging.getLogger("ray.tune.tune").addFilter(NoTunerRestoreHint())
+
+
+class QuietDiskFull(logging.Filter):
+    """A full disk ends the sweep with one line (`DiskFull`): Ray's tracebacks of it are dropped."""
+
+    seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        if is_disk_full(text):
+            QuietDiskFull.seen = True
+            return False
+        return not (QuietDiskFull.seen and "Trials did not complete" in text)
+
+
+for _name in ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state", "ray.tune.tune"):
+    logging.getLogger(_name).addFilter(QuietDiskFull())
 
 
 def trial_name(trial: Any) -> str:
@@ -96,6 +115,7 @@ def build_tuner(
             # JSON and CSV results are what Ray reads back; its TensorBoard logger cost ~5 ms a report
             callbacks=[tracker, JsonLoggerCallback(), CSVLoggerCallback(), *shown],
             failure_config=tune.FailureConfig(max_failures=cfg.section.failure.retries),
+            stop=DiskFullStop(),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             verbose=verbose,
         ),
@@ -172,6 +192,8 @@ def run_sweep(
     end = time.perf_counter()
     outcome = SweepOutcome(cfg.name, path, end - start, startup, fit_seconds=end - fit_start)
     tracker = MlflowTracker.active  # the one Ray set up
+    if tracker is not None and tracker.disk_full:
+        raise disk_full(path, MIN_FREE)  # the trials stopped, their runs closed: `--resume` once there is space
     ended = results.num_errors + results.num_terminated + len(before.ended)
     interrupted = (tracker is not None and tracker.interrupted) or ended < cfg.space.num_trials
     rows = [row_of(result, interrupted) for result in results] + [row_of(as_result(r)) for r in before.ended]

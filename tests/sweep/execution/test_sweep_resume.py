@@ -1,8 +1,10 @@
-"""A driver killed with SIGKILL in the middle of a sweep, then `sweep run --resume`: no trial lost,
-none duplicated, in Ray's results and in MLflow."""
+"""A driver killed with SIGKILL in the middle of a sweep, Ray's own state then torn (experiment state
+truncated, tuner.pkl deleted), a `--resume` killed in its turn, a second `--resume` to the end: no
+trial lost, none duplicated, none that had ended run again, in the trial folders and in MLflow."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -35,6 +37,33 @@ def finished_keys(tmp_path: Path) -> set[str]:
         return set()
 
 
+def kill_when(driver: subprocess.Popen, log: Path, condition) -> None:
+    """SIGKILL the driver (and the Ray processes of its session) once `condition()` holds."""
+    try:
+        deadline = time.monotonic() + 300
+        while not condition():
+            assert driver.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "timed out: " + log.read_text()[-2000:]
+            time.sleep(0.2)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        time.sleep(1)
+        try:  # the driver's Ray processes (its session, pgid = its pid) that outlive it
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def tear_ray_state(folder: Path) -> None:
+    """What a full disk or a kill in start-up leaves: Ray's experiment state torn, its tuner.pkl gone."""
+    states = list(folder.glob("experiment_state*.json"))
+    assert states and (folder / "tuner.pkl").exists()
+    for state in states:
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    (folder / "tuner.pkl").unlink()
+
+
 def test_killed_driver_resumes_without_lost_or_duplicated_trials(tmp_path: Path, tiny_base, mlflow_runs):
     from sweep.tracking import client_for
 
@@ -56,22 +85,21 @@ def test_killed_driver_resumes_without_lost_or_duplicated_trials(tmp_path: Path,
     driver = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-    try:
-        deadline = time.monotonic() + 300
-        while len(finished_keys(tmp_path)) < 2:
-            assert driver.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no two trials finished in time"
-            time.sleep(0.2)
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        time.sleep(1)
-        try:  # the driver's Ray processes (its session, pgid = its pid) that outlive it
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_when(driver, tmp_path / "first.log", lambda: len(finished_keys(tmp_path)) >= 2)
     before = finished_keys(tmp_path)
     assert 2 <= len(before) < TRIALS, "the sweep ended before the kill; make its trials longer"
+    sweep = tmp_path / "runs" / "kill"
+    ended = {
+        p.name.split("_")[0]: (p / "result.json").read_bytes() for p in sweep.iterdir() if (p / "ended.json").exists()
+    }
+    tear_ray_state(sweep)
+
+    log = (tmp_path / "second.log").open("w")
+    driver = subprocess.Popen(
+        [*command, "--resume"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    kill_when(driver, tmp_path / "second.log", lambda: len(finished_keys(tmp_path)) > len(before))
+    assert len(finished_keys(tmp_path)) < TRIALS, "the resume ended before the kill; make its trials longer"
 
     resumed = subprocess.run(
         [*command, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
@@ -89,8 +117,11 @@ def test_killed_driver_resumes_without_lost_or_duplicated_trials(tmp_path: Path,
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
         assert sorted(steps) == list(range(1, EPOCHS + 1))  # every trial: each epoch once, none lost
         assert [m.step for m in client.get_metric_history(run.info.run_id, "curve/acc_vs_sigma_x1000")] == [0, 100, 200]
-    folders = [p for p in (tmp_path / "runs" / "kill").iterdir() if p.is_dir()]
+    folders = [p for p in sweep.iterdir() if p.is_dir()]
     trial_dirs = {p.name.split("_")[0]: p for p in folders}
     assert len(folders) == TRIALS and sorted(trial_dirs) == sorted(expected)  # no trial ran twice under a new id
-    for key in before:  # finished trials were not trained again (at most their final report repeated)
-        assert len((trial_dirs[key] / "result.json").read_text().splitlines()) <= EPOCHS + 1
+    assert ended and set(ended) <= before
+    for key, results in ended.items():  # trials that had ended were not run again, nor reported again
+        assert (trial_dirs[key] / "result.json").read_bytes() == results
+    for folder in folders:
+        assert json.loads((folder / "ended.json").read_text())["status"] == "finished"
