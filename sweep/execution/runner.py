@@ -85,8 +85,10 @@ def build_tuner(
     )
     ended = {record.key for record in before.ended}
     shown = []
-    if progress is not None:
-        shown.append(Progress(space.num_trials, cfg.section.search.metrics[0], space.max_epochs(), progress))
+    if progress is not None:  # a resumed sweep: the trials still to run
+        shown.append(
+            Progress(space.num_trials - len(ended), cfg.section.search.metrics[0], space.max_epochs(), progress)
+        )
     scheduler = None
     if cfg.section.scheduler.name == "asha":
         s = cfg.section.scheduler

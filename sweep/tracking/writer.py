@@ -45,10 +45,12 @@ from sweep.tracking.names import (
     SETTING_PREFIXES,
     curve_factor,
     curve_metric,
+    curve_metrics,
     error_line,
     experiment_params,
     number,
     parent_description,
+    sweep_tags,
 )
 
 ENDED_STATUSES = ("finished", "stopped_early", "failed")  # a run's `sweep.status` once its trial ended
@@ -140,7 +142,7 @@ class TrackingWriter:
         else:
             name = self.sweep_config["sweep"]["name"]
             tags = {"sweep.id": self.sweep_id, "sweep.role": "parent", "sweep.name": name, "mlflow.runName": name}
-            tags.update(self._sweep_tags())
+            tags.update(sweep_tags(self.sweep_config["sweep"], self.space))
             tags["mlflow.note.content"] = parent_description(name, self.space, self.experiment)
             self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self.client.log_text(self.parent_id, yaml.safe_dump(self.sweep_config, sort_keys=False), "sweep.yaml")
@@ -154,19 +156,6 @@ class TrackingWriter:
                 "open": run.info.status == "RUNNING",
                 "status": run.data.tags.get("sweep.status", ""),
             }
-
-    def _sweep_tags(self) -> dict[str, str]:
-        section = self.sweep_config["sweep"]
-        space = self.space
-        metric = section["search"]["metric"]
-        return {
-            "sweep.search": section["search"]["algorithm"],
-            "sweep.metric": metric if isinstance(metric, str) else ",".join(metric),
-            "sweep.scheduler": section["scheduler"]["name"],
-            "sweep.num_trials": str(space.num_trials),
-            "sweep.methods": ",".join(space.methods()),
-            "sweep.storage": str(section["storage_path"]),
-        }
 
     def _handle(self, event: tuple, pending: dict[str, list[Any]]) -> None:
         kind, config, trial_id, data = event
@@ -311,16 +300,3 @@ class TrackingWriter:
             self.client.log_batch(
                 run_id, metrics=metrics[i : i + 100], params=params_list[i : i + 100], tags=tags_list[i : i + 100]
             )
-
-
-def curve_metrics(prefix: str, curve: dict[str, Any], stamp: int, axis: bool = False) -> list[Any]:
-    """`PREFIX/acc` and `PREFIX/ci95` at step = index on the curve's axis (and `PREFIX/x`, the axis value)."""
-    from mlflow.entities import Metric
-
-    metrics = []
-    for step, point in enumerate(curve["points"]):
-        ci = point["ci95"]
-        metrics += [Metric(f"{prefix}/acc", point["mean"], stamp, step)]
-        metrics += [Metric(f"{prefix}/ci95", math.nan if ci is None else ci, stamp, step)]
-        metrics += [Metric(f"{prefix}/x", point["scale"], stamp, step)] if axis else []
-    return metrics
