@@ -72,10 +72,10 @@ def test_sweep_storage_on_a_full_disk_stops_before_ray(full_disk: Path, tmp_path
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
-def test_sweep_storage_filling_up_mid_sweep_then_resume(tmp_path: Path, tiny_base, mlflow_runs) -> None:
+def test_sweep_storage_filling_up_mid_sweep_then_resume(
+    tmp_path: Path, tiny_base, mlflow_runs, assert_complete
+) -> None:
     import yaml
-
-    from sweep.tracking import client_for
 
     epochs, keys = 4, ["0000-seed0", "0000-seed1", "0000-seed2"]
     with tmpfs(tmp_path, "110m") as disk:  # the sweep asks for 100 MB free at its start
@@ -109,13 +109,4 @@ def test_sweep_storage_filling_up_mid_sweep_then_resume(tmp_path: Path, tiny_bas
             [*command, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400
         )
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-        parent, runs = mlflow_runs()
-        assert parent.info.status == "FINISHED"
-        assert [r.data.tags["sweep.trial_key"] for r in runs] == keys  # one run per trial
-        client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
-        for run in runs:
-            assert run.info.status == "FINISHED" and "auc" in run.data.metrics
-            steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
-            assert sorted(steps) == list(range(1, epochs + 1)), run.data.tags["sweep.trial_key"]
-        folders = sorted(p.name.split("_")[0] for p in (disk / "runs" / "fd").iterdir() if p.is_dir())
-        assert folders == keys  # no trial folder twice
+        assert_complete(keys, epochs, disk / "runs" / "fd")

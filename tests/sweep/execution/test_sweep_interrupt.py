@@ -43,9 +43,9 @@ def kill_session(driver: subprocess.Popen) -> None:
         pass
 
 
-def test_kill_in_startup_then_ctrl_c_while_resuming_then_resume(tmp_path: Path, tiny_base, mlflow_runs):
-    from sweep.tracking import client_for
-
+def test_kill_in_startup_then_ctrl_c_while_resuming_then_resume(
+    tmp_path: Path, tiny_base, mlflow_runs, assert_complete
+):
     config = {
         **tiny_base,
         "sweep": {
@@ -96,13 +96,4 @@ def test_kill_in_startup_then_ctrl_c_while_resuming_then_resume(tmp_path: Path, 
         timeout=400, start_new_session=True,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    parent, runs = mlflow_runs()
-    assert parent.info.status == "FINISHED"
-    assert [r.data.tags["sweep.trial_key"] for r in runs] == KEYS  # one run per trial
-    client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    for run in runs:
-        assert run.info.status == "FINISHED" and "auc" in run.data.metrics
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
-        assert sorted(steps) == list(range(1, EPOCHS + 1)), run.data.tags["sweep.trial_key"]
-    folders = [p.name.split("_")[0] for p in (tmp_path / "runs" / "intr").iterdir() if p.is_dir()]
-    assert sorted(f for f in folders if not f.startswith(".")) == KEYS  # no trial folder twice
+    assert_complete(KEYS, EPOCHS, tmp_path / "runs" / "intr")
