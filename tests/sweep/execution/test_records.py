@@ -61,3 +61,23 @@ def test_records_of_a_sweep_folder(tmp_path: Path) -> None:
     assert before.resume_from() == {"0001-seed0": unfinished.checkpoints}
     assert before.folders()["0001-seed0"] == "0001-seed0_cc33"
     assert before.history("val_acc")["0001-seed0"] == [(1, 0.1), (2, 0.2)]
+
+
+def test_resumed_asha_starts_with_the_recorded_rungs() -> None:
+    """ASHA (grace 1, factor 2, max 4: rungs at epochs 1 and 2) after a resume judges a trial against the
+    reports recorded before: the trials that ended and the resumed trial's own earlier epochs."""
+    from types import SimpleNamespace
+
+    from sweep.execution.resume import ResumedASHA
+
+    history = {"a": [(1, 0.9), (2, 0.95)], "b": [(1, 0.8), (2, 0.85)], "c": [(1, 0.1)]}
+    asha = ResumedASHA(
+        history, {"a", "b"}, time_attr="epoch", metric="val_acc", mode="max", max_t=4, grace_period=1,
+        reduction_factor=2,
+    )  # fmt: skip
+    rungs = {milestone: recorded for milestone, recorded in asha._brackets[0]._rungs}
+    assert rungs[1] == {"a": 0.9, "b": 0.8} and rungs[2] == {"a": 0.95, "b": 0.85}
+    resumed = SimpleNamespace(trial_id="new-id", config={"trial_key": "c"})
+    asha.on_trial_add(None, resumed)
+    assert rungs[1]["new-id"] == 0.1  # its epoch 1 counts under its new Ray id, once
+    assert asha.on_trial_result(None, resumed, {"epoch": 2, "val_acc": 0.5}) == "STOP"  # below the median 0.9
