@@ -1,4 +1,4 @@
-"""Run a sweep: start (or join) Ray, build or restore the Tuner, collect one row per trial."""
+"""Run a sweep: start (or join) Ray, build its Tuner (a resumed one from the sweep's records), collect the rows."""
 
 from __future__ import annotations
 
