@@ -19,16 +19,16 @@ def test_resume_skips_ended_trials_and_retry_failed_reruns_the_failed(
     first = run_sweep(cfg, verbose=0)
     assert [r["status"] for r in first.rows] == ["finished", "failed"]
     folders = {p.name.split("_")[0]: p for p in (tmp_path / "runs" / "t").iterdir() if p.is_dir()}
-    errors = (folders["0001"] / "error.txt").read_text().count("Failure #")
+    error = (folders["0001"] / "error.txt").read_text()  # "Failure # 1 (occurred at TIME)" and the traceback
 
     again = run_sweep(cfg, resume=True, verbose=0)  # nothing to run: the summary from the records
     assert [(r["key"], r["status"]) for r in again.rows] == [("0000", "finished"), ("0001", "failed")]
     assert "loss became" in again.rows[1]["error"] and again.failed == 1
-    assert (folders["0001"] / "error.txt").read_text().count("Failure #") == errors
+    assert (folders["0001"] / "error.txt").read_text() == error
 
     retried = run_sweep(cfg, resume=True, retry_failed=True, verbose=0)
     assert [(r["key"], r["status"]) for r in retried.rows] == [("0000", "finished"), ("0001", "failed")]
-    assert (folders["0001"] / "error.txt").read_text().count("Failure #") == errors + 1  # ran again, same folder
+    assert (folders["0001"] / "error.txt").read_text() != error  # ran again, in the same folder
     assert sorted(p.name for p in (tmp_path / "runs" / "t").iterdir() if p.is_dir()) == sorted(
         p.name for p in folders.values()
     )
