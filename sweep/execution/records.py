@@ -14,17 +14,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow.fs
 
-from sweep.config import TRIAL_KEY
+from sweep.config import TRIAL_KEY, atomic_write
 
 ENDED_FILE = "ended.json"  # {"status": "finished" | "stopped" | "failed", "epoch": N, "error": "..."}
 EPOCH_FILE = "epoch.json"  # {"epoch": N} beside a checkpoint's state.pt
 FINAL_FILE = "final.json"  # the last report's metrics; present only in the final checkpoint
 ENDED = ("finished", "stopped", "failed")
-FOLDER = re.compile(r"^(\d{4}(?:-seed-?\d+)?)_(\w+)$")  # KEY_RAYID, see runner.trial_dirname
+FOLDER = re.compile(r"^(\d{4}(?:-seed-?\d+)?)_(\w+)$")  # KEY_RAYID, see resume.TrialDirname
 
 
 @dataclass
@@ -60,7 +61,7 @@ def _read(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
     try:
         with fs.open_input_stream(path) as f:
             return f.readall().decode("utf-8", errors="replace")
-    except (OSError, FileNotFoundError):
+    except OSError:  # missing (FileNotFoundError) or unreadable
         return None
 
 
@@ -139,10 +140,6 @@ def write_ended(fs: pyarrow.fs.FileSystem, folder: str, status: str, epoch: int,
     """The trial's end record, written by the driver (a small file: whole or absent after a kill)."""
     text = json.dumps({"status": status, "epoch": epoch, "error": error})
     if isinstance(fs, pyarrow.fs.LocalFileSystem):
-        from pathlib import Path
-
-        from sweep.config import atomic_write
-
         atomic_write(Path(folder) / ENDED_FILE, text)
         return
     with fs.open_output_stream(f"{folder}/{ENDED_FILE}") as f:
