@@ -47,6 +47,8 @@ def parse_overrides(pairs: list[str]) -> list[tuple[list[str], Any]]:
                 f"--set {pair!r}: expected KEY.PATH=VALUE, e.g. --set train.epochs=5 or "
                 f"--set 'sweep.space[noise.sigma]={{uniform: [0.1, 0.3]}}'"
             )
+        if any(earlier == path for earlier, _ in parsed):  # as a key given twice in a YAML file
+            raise ConfigError(f"--set {key.strip()}: the key is given twice; give it once")
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as err:

@@ -1,4 +1,5 @@
-"""Ray Tune: the trial, the search algorithms, the MLflow callback, the cluster checks and the runner.
+"""Ray Tune: the trial, the search algorithms, the MLflow callback, the cluster checks, the runner and the
+records a resumed sweep reads.
 Floor 4 of `sweep`, the only one that imports Ray."""
 
 from sweep.execution.results import SweepOutcome, pareto_groups, summary_table

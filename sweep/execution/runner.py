@@ -1,11 +1,10 @@
-"""Run a sweep: start (or join) Ray, build or restore the Tuner, collect one row per trial."""
+"""Run a sweep: start (or join) Ray, build its Tuner (a resumed one from the sweep's records), collect the rows."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,21 +15,15 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from methods import free_cores
 from sweep.config import TRIAL_KEY, SweepConfig, disk_full
-from sweep.execution.callback import MlflowTracker
+from sweep.execution.callback import DiskFullStop, MlflowTracker, is_disk_full
 from sweep.execution.cluster import may_autoscale, prepare_cluster, reuse_actors
 from sweep.execution.progress import Progress
+from sweep.execution.records import clear_ended, read_records
 from sweep.execution.results import SweepOutcome, row_of
+from sweep.execution.resume import ResumedASHA, Resumption, TrialDirname, as_result
 from sweep.execution.runtime import SweepError, check_resources, environment, start_ray
 from sweep.execution.searchers import build_search
-from sweep.execution.storage import (
-    first_difference,
-    read_state,
-    restorable,
-    set_aside,
-    storage_root,
-    sweep_path,
-    write_state,
-)
+from sweep.execution.storage import first_difference, read_state, storage_root, sweep_path, write_state
 from sweep.execution.trainable import TrialSpec, run_trial
 from sweep.tracking import open_store_early
 
@@ -46,8 +39,23 @@ class NoTunerRestoreHint(logging.Filter):
 logging.getLogger("ray.tune.tune").addFilter(NoTunerRestoreHint())
 
 
-def trial_dirname(trial: Any) -> str:
-    return f"{trial.config.get(TRIAL_KEY, 'trial')}_{trial.trial_id}"
+class QuietDiskFull(logging.Filter):
+    """A full disk ends the sweep with one line (`DiskFull`): Ray's tracebacks of it are dropped."""
+
+    seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        if is_disk_full(text):
+            QuietDiskFull.seen = True
+            return False
+        return not (QuietDiskFull.seen and "Trials did not complete" in text)
+
+
+for _name in ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state", "ray.tune.tune"):
+    logging.getLogger(_name).addFilter(QuietDiskFull())
 
 
 def trial_name(trial: Any) -> str:
@@ -58,11 +66,11 @@ def trial_name(trial: Any) -> str:
 
 
 def build_tuner(
-    cfg: SweepConfig, sweep_id: str, path: str, restore: bool, retry_failed: bool, verbose: int,
-    progress: Any = None, free: int | None = None,
+    cfg: SweepConfig, sweep_id: str, before: Resumption, verbose: int, progress: Any = None, free: int | None = None,
 ) -> Any:  # fmt: skip
-    """`free`: the cores of this machine not busy with other work (local Ray); a trial's torch threads are
-    its CPUs, at most `free` (more threads than free cores wait on each other, issue #12)."""
+    """A fresh Tuner for the trials that have not ended (`before`: the sweep's records, see
+    `sweep.execution.resume`). `free`: the cores of this machine not busy with other work (local Ray); a
+    trial's torch threads are its CPUs, at most `free` (more threads wait on each other, issue #12)."""
     space = cfg.space
     r = cfg.section.resources
     threads = max(1, int(r.cpus_per_trial))
@@ -71,38 +79,37 @@ def build_tuner(
         threads if free is None else max(1, min(threads, free)),
         cfg.section.report_interval,
         selection=frozenset(cfg.section.search.setting_keys()),
+        resume_from=before.resume_from(),
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec=spec), {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     )
+    ended = {record.key for record in before.ended}
     shown = []
-    if progress is not None:
-        shown.append(Progress(space.num_trials, cfg.section.search.metrics[0], space.max_epochs(), progress))
-    if restore:
-        # the callbacks come back from the experiment's pickle: a Progress draws on a new console
-        return tune.Tuner.restore(path, trainable, resume_errored=retry_failed, restart_errored=False)
-
+    if progress is not None:  # a resumed sweep: the trials still to run
+        shown.append(
+            Progress(space.num_trials - len(ended), cfg.section.search.metrics[0], space.max_epochs(), progress)
+        )
     scheduler = None
     if cfg.section.scheduler.name == "asha":
         s = cfg.section.scheduler
-        scheduler = tune.schedulers.ASHAScheduler(
-            time_attr="epoch",
-            metric=s.metric,
-            mode="max",
-            max_t=space.max_epochs(),
-            grace_period=s.grace_period,
-            reduction_factor=s.reduction_factor,
-        )
-    tracker = MlflowTracker(cfg.section.tracking.uri, cfg.section.tracking.experiment, sweep_id, cfg.to_dict(), space)
+        scheduler = ResumedASHA(
+            before.history(s.metric), ended, time_attr="epoch", metric=s.metric, mode="max",
+            max_t=space.max_epochs(), grace_period=s.grace_period, reduction_factor=s.reduction_factor,
+        )  # fmt: skip
+    tracker = MlflowTracker(
+        cfg.section.tracking.uri, cfg.section.tracking.experiment, sweep_id, cfg.to_dict(), space, before.replay()
+    )
+    metrics = cfg.section.search.metrics
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=build_search(space, cfg.section.search.metrics),
+            search_alg=build_search(space, metrics, before.done(), before.recorded()),
             scheduler=scheduler,
-            num_samples=space.num_trials,
+            num_samples=max(1, space.num_trials - len(ended)),  # the search says FINISHED when none is left
             max_concurrent_trials=r.max_concurrent,
             reuse_actors=reuse_actors(),  # one node: yes; a cluster: no (sweep/execution/cluster.py)
-            trial_dirname_creator=trial_dirname,
+            trial_dirname_creator=TrialDirname(before.folders()),
             trial_name_creator=trial_name,
         ),
         run_config=tune.RunConfig(
@@ -111,6 +118,7 @@ def build_tuner(
             # JSON and CSV results are what Ray reads back; its TensorBoard logger cost ~5 ms a report
             callbacks=[tracker, JsonLoggerCallback(), CSVLoggerCallback(), *shown],
             failure_config=tune.FailureConfig(max_failures=cfg.section.failure.retries),
+            stop=DiskFullStop(),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             verbose=verbose,
         ),
@@ -168,16 +176,12 @@ def run_sweep(
         check_resources(cfg)
     prepare_cluster(storage_root(cfg.section.storage_path), cfg.section.resources)  # sweep/execution/cluster.py
     startup = time.perf_counter() - start
-    restore = state is not None and restorable(path)
-    if state is not None and not restore:
-        aside = set_aside(path)
-        print(
-            f"sweep: Ray's state of {cfg.name!r} is missing or torn (a kill during start-up or a full disk); "
-            f"starting its trials afresh, MLflow keeps one run per trial"
-            + (f"; Ray's old files moved to {aside}" if aside else ""),
-            file=sys.stderr,
-        )
-    tuner = build_tuner(cfg, sweep_id, path, restore, retry_failed, verbose, progress, free)
+    # a resume reads the sweep's own records, never Ray's pickled state (see sweep/execution/records.py)
+    before = Resumption(read_records(path) if state is not None else {})
+    for record in before.ended:
+        if retry_failed and record.status == "failed":
+            clear_ended(path, record)
+    tuner = build_tuner(cfg, sweep_id, before, verbose, progress, free)
     if state is None:
         write_state(path, {"id": sweep_id, "config": cfg.to_dict()})
     MlflowTracker.active = None
@@ -191,10 +195,12 @@ def run_sweep(
             raise
     end = time.perf_counter()
     outcome = SweepOutcome(cfg.name, path, end - start, startup, fit_seconds=end - fit_start)
-    tracker = MlflowTracker.active  # the one Ray set up (a restored tuner unpickles its own)
-    ended = results.num_errors + results.num_terminated
+    tracker = MlflowTracker.active  # the one Ray set up
+    if tracker is not None and tracker.disk_full:
+        raise disk_full(path, MIN_FREE)  # the trials stopped, their runs closed: `--resume` once there is space
+    ended = results.num_errors + results.num_terminated + len(before.ended)
     interrupted = (tracker is not None and tracker.interrupted) or ended < cfg.space.num_trials
-    rows = [row_of(result, interrupted) for result in results]
+    rows = [row_of(result, interrupted) for result in results] + [row_of(as_result(r)) for r in before.ended]
     outcome.rows = sorted((r for r in rows if r["key"]), key=lambda row: row["key"])  # never-started: no row
     outcome.interrupted = interrupted
     outcome.tracking_failures = list(tracker.writer.failures) if tracker and tracker.writer else []

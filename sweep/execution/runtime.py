@@ -32,10 +32,33 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, quiet: bo
     if address:
         ray.init(address=address, log_to_driver=not quiet, logging_level=level)
     else:
-        ray.init(
-            address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-            log_to_driver=not quiet, logging_level=level,
-        )  # fmt: skip
+        with loopback_only():
+            ray.init(
+                address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                log_to_driver=not quiet, logging_level=level,
+            )  # fmt: skip
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """A local Ray runtime started in this block listens on 127.0.0.1 only: gcs_server, raylet (node and
+    object manager), dashboard and runtime-env agents, workers and the driver.
+
+    Ray 2.60 binds its gRPC servers to 127.0.0.1 only when the node's IP is 127.0.0.1 (`GrpcServer`'s
+    `listen_to_localhost_only`), else to every interface. `ray.init(_node_ip_address="127.0.0.1")` does not
+    get there (`services.resolve_ip_for_localhost` turns it into the routable IP); the node IP is the loopback
+    only where Ray thinks multi-node clusters are off, `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`
+    (`ray_constants.ENABLE_RAY_CLUSTER`, read at import here, from the environment by the processes
+    ray.init starts). Both are set back afterwards: a cluster started later in this process is unaffected."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        with environment({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}):
+            yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def check_resources(cfg: SweepConfig) -> None:

@@ -52,31 +52,43 @@ class SeedRepeater(Searcher):
     check that every result holds the search metric would reject the per-epoch reports.
     """
 
-    def __init__(self, searcher: Searcher, seeds: list[int] | None, metrics: list[str]) -> None:
+    def __init__(
+        self, searcher: Searcher, seeds: list[int] | None, metrics: list[str],
+        done: dict[str, dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(metric=None, mode=None)
         self.searcher = searcher
         self.seeds = seeds
         self.metrics = metrics
+        self.done = dict(done or {})
+        """Trial key -> last result of the trials that ended before a `--resume`: their turn is taken
+        (their results count for their group) without running them again."""
         self.current: dict[str, Any] | None = None  # the group being handed out
         self.groups: dict[str, dict[str, Any]] = {}  # trial id -> its group
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         repeats = len(self.seeds or [None])
-        if self.current is None or len(self.current["trials"]) == repeats:
-            config = self.searcher.suggest(trial_id)
-            if config is None or config == Searcher.FINISHED:
-                return config
-            self.current = {"primary": trial_id, "config": config, "trials": {}}
-        group = self.current
-        index = len(group["trials"])
-        group["trials"][trial_id] = None
-        self.groups[trial_id] = group
-        config = {k: v for k, v in group["config"].items() if k != GROUP}
-        seed = None if self.seeds is None else self.seeds[index]
-        if seed is not None:
-            config["seed"] = seed
-        config[TRIAL_KEY] = SearchSpace.trial_key(group["config"][GROUP], seed)
-        return config
+        while True:
+            if self.current is None or len(self.current["trials"]) == repeats:
+                config = self.searcher.suggest(trial_id)
+                if config is None or config == Searcher.FINISHED:
+                    return config
+                self.current = {"primary": trial_id, "config": config, "trials": {}}
+            group = self.current
+            seed = None if self.seeds is None else self.seeds[len(group["trials"])]
+            key = SearchSpace.trial_key(group["config"][GROUP], seed)
+            if key in self.done:  # ended before the resume
+                group["trials"][key] = None
+                self.groups[key] = group
+                self.on_trial_complete(key, self.done.pop(key))
+                continue
+            group["trials"][trial_id] = None
+            self.groups[trial_id] = group
+            config = {k: v for k, v in group["config"].items() if k != GROUP}
+            if seed is not None:
+                config["seed"] = seed
+            config[TRIAL_KEY] = key
+            return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         group = self.groups.get(trial_id)
@@ -108,9 +120,17 @@ class SeedRepeater(Searcher):
         self.__dict__.update(state)
 
 
-def build_search(space: SearchSpace, metrics: list[str]) -> SeedRepeater:
-    """The search algorithm of a sweep: grid list or one Optuna study per method, repeated over the seeds."""
+def build_search(
+    space: SearchSpace, metrics: list[str], done: dict[str, dict[str, Any]] | None = None,
+    recorded: dict[int, dict[str, Any]] | None = None,
+) -> SeedRepeater:  # fmt: skip
+    """The search algorithm of a sweep: grid list or one Optuna study per method, repeated over the seeds.
+    A resumed sweep passes the trials that `done` (key -> last result) and the configurations its
+    groups were `recorded` with (group -> trial config): the search hands them out again in order."""
     from sweep.execution.studies import MethodStudies
 
-    inner: Searcher = ListSearcher(space.grid_configs()) if space.algorithm == "grid" else MethodStudies(space, metrics)
-    return SeedRepeater(inner, space.seeds, metrics)
+    if space.algorithm == "grid":
+        inner: Searcher = ListSearcher(space.grid_configs())
+    else:
+        inner = MethodStudies(space, metrics, recorded)
+    return SeedRepeater(inner, space.seeds, metrics, done)

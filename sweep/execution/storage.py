@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,41 +47,6 @@ def write_state(path: str, state: dict[str, Any]) -> None:
     fs.create_dir(root, recursive=True)
     with fs.open_output_stream(f"{root}/{SWEEP_FILE}") as f:
         f.write(text.encode())
-
-
-def restorable(path: str) -> bool:
-    """Ray's own state of the experiment is there and parses: its tuner.pkl and its newest experiment state.
-    A kill in the seconds between them, or a full disk, leaves one missing or torn."""
-    from ray.tune import Tuner
-    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
-
-    if not Tuner.can_restore(path):
-        return False
-    newest = _find_newest_experiment_checkpoint(path)
-    if newest is None:
-        return False
-    fs, _ = pyarrow.fs.FileSystem.from_uri(path)
-    try:
-        with fs.open_input_stream(newest) as f:
-            json.loads(f.readall())
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def set_aside(path: str) -> str | None:
-    """Move Ray's unusable files of a local sweep (all but sweep.json) into `.unrestorable-TIME/`, so the
-    fresh start writes no second folder for a trial beside the old ones; nothing is deleted."""
-    if "://" in path or not Path(path).is_dir():
-        return None
-    stale = [p for p in Path(path).iterdir() if p.name != SWEEP_FILE and not p.name.startswith(".unrestorable-")]
-    if not stale:
-        return None
-    aside = Path(path) / f".unrestorable-{time.strftime('%Y%m%d-%H%M%S')}"
-    aside.mkdir()
-    for item in stale:
-        item.rename(aside / item.name)
-    return str(aside)
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

@@ -35,10 +35,12 @@ def interleaved(space: SearchSpace) -> list[dict[str, Any]]:
 class MethodStudies(Searcher):
     """One Optuna study per method (see the module docstring); `metrics` are maximized."""
 
-    def __init__(self, space: SearchSpace, metrics: list[str]) -> None:
+    def __init__(self, space: SearchSpace, metrics: list[str], recorded: dict[int, dict[str, Any]] | None = None):
         super().__init__(metric=None, mode=None)
         self.space = space
         self.metrics = metrics
+        self.recorded = dict(recorded or {})
+        """Group -> its trial config, for the groups a resumed sweep ran before: their values again."""
         self.schedule = interleaved(space)
         self.next = 0
         self.told: dict[str, list[dict[str, Any]]] = {}  # method -> finished trials (params, values, state)
@@ -87,12 +89,15 @@ class MethodStudies(Searcher):
             return Searcher.FINISHED
         point = self.schedule[self.next]
         config = {**point, GROUP: self.next}
+        known = self.recorded.pop(self.next, {})
         self.next += 1
         domains = self.space.random_domains(point)
         if domains:
             method = point.get("method.name", self.space.base_method)
             study = self.study(method)
             study.sampler = self.sampler(method)
+            if all(key in known for key in domains):
+                study.enqueue_trial({key: known[key] for key in domains})
             trial = study.ask()
             for key, domain in domains.items():
                 config[key] = domain.suggest(trial, key)
@@ -127,10 +132,11 @@ class MethodStudies(Searcher):
         return True
 
     def save(self, checkpoint_path: str) -> None:
-        state = {"next": self.next, "told": self.told, "pending": self.pending}
+        state = {"next": self.next, "told": self.told, "pending": self.pending, "recorded": self.recorded}
         Path(checkpoint_path).write_text(json.dumps(state))
 
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self.next, self.told, self.pending = int(state["next"]), state["told"], state["pending"]
+        self.recorded = {int(group): config for group, config in state.get("recorded", {}).items()}
         self._studies, self._asked = {}, {}

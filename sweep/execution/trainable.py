@@ -16,7 +16,7 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ray import tune
 
 from methods import TrainState, resolve_device
 from sweep.config import TRIAL_KEY, ExperimentConfig, SearchSpace
+from sweep.execution.records import EPOCH_FILE, FINAL_FILE
 from sweep.experiment import (
     MODEL_FILE,
     clean_test_accuracy,
@@ -42,7 +43,6 @@ from sweep.tracking import CURVE_JSON, CURVE_PNG, DEPLOY, DEPLOY_JSON, HISTORY, 
 from zoo import DataSplits, build_data, data_shape
 
 STATE_FILE = "state.pt"  # TrainState.state_dict() after an epoch
-FINAL_FILE = "final.json"  # the last report's metrics; present only in the final checkpoint
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class TrialSpec:
     travel in the next report's `history`, so every epoch still reaches MLflow."""
     selection: frozenset[str] = frozenset()
     """Keys of the deployment settings the selection metric names: evaluated on validation too."""
+    resume_from: dict[str, list[str]] = field(default_factory=dict)
+    """Trial key -> its checkpoints (fs paths or URIs, newest first) from before a `--resume`: a trial
+    without a checkpoint of its own starts from the first that loads."""
 
 
 _DATA: dict[str, DataSplits] = {}  # per worker process; reused actors keep it between trials
@@ -99,9 +102,13 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
                 tune.report(json.loads((Path(folder) / FINAL_FILE).read_text()))
                 return
             resume = safe_load(Path(folder) / STATE_FILE)
+    else:
+        resume = earlier_state(spec.resume_from.get(context["trial_key"], []))
 
     data = cached_data(cfg)
     unsent: list[dict[str, float]] = []  # epochs not reported yet (see report_seconds)
+    if resume is not None and checkpoint is None:  # the driver may have died before it took these epochs
+        unsent = [dict(epoch) for epoch in resume["history"]]
     clock = {"reporting": 0.0, "sent": time.perf_counter()}
 
     def report(metrics: dict[str, float], state: TrainState) -> None:
@@ -111,6 +118,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
         begin = time.perf_counter()
         folder = tempfile.mkdtemp(prefix="noisesweep-")
         torch.save(state.state_dict(), Path(folder) / STATE_FILE)
+        (Path(folder) / EPOCH_FILE).write_text(json.dumps({"epoch": state.epoch}))  # read by --resume
         tune.report(bundle(unsent, context), checkpoint=tune.Checkpoint.from_directory(folder))
         shutil.rmtree(folder, ignore_errors=True)
         unsent.clear()
@@ -129,6 +137,18 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     (folder / FINAL_FILE).write_text(json.dumps(final))
     tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(folder)))
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def earlier_state(checkpoints: list[str]) -> dict[str, Any] | None:
+    """The newest TrainState among a resumed trial's checkpoints that loads (a kill or a full disk may
+    have torn the newest); None: start from scratch."""
+    for uri in checkpoints:
+        try:
+            with tune.Checkpoint(uri).as_directory() as folder:
+                return safe_load(Path(folder) / STATE_FILE)
+        except Exception as err:  # noqa: BLE001  (torn or unreadable: the next one)
+            logging.getLogger(__name__).warning("resume: skipping checkpoint %s (%s)", uri, err)
+    return None
 
 
 def bundle(epochs: list[dict[str, float]], context: dict[str, Any]) -> dict[str, Any]:

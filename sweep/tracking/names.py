@@ -4,6 +4,7 @@ them, the tracker that logs them and the report that reads them."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 CURVE_JSON, CURVE_PNG = "curve.json", "curve.png"
@@ -109,3 +110,29 @@ def parent_description(name: str, space: Any, experiment: str) -> str:
         f"differences) are in this run's artifacts under `report/` once `sweep report --experiment "
         f"{experiment} --sweep {name}` ran: `report.md`, `report.csv`, `curves.png`, `pareto.png`."
     )
+
+
+def sweep_tags(section: dict[str, Any], space: Any) -> dict[str, str]:
+    """The parent run's tags describing the sweep (`section`: its `sweep:` config, `space`: its SearchSpace)."""
+    metric = section["search"]["metric"]
+    return {
+        "sweep.search": section["search"]["algorithm"],
+        "sweep.metric": metric if isinstance(metric, str) else ",".join(metric),
+        "sweep.scheduler": section["scheduler"]["name"],
+        "sweep.num_trials": str(space.num_trials),
+        "sweep.methods": ",".join(space.methods()),
+        "sweep.storage": str(section["storage_path"]),
+    }
+
+
+def curve_metrics(prefix: str, curve: dict[str, Any], stamp: int, axis: bool = False) -> list[Any]:
+    """`PREFIX/acc` and `PREFIX/ci95` at step = index on the curve's axis (and `PREFIX/x`, the axis value)."""
+    from mlflow.entities import Metric
+
+    metrics = []
+    for step, point in enumerate(curve["points"]):
+        ci = point["ci95"]
+        metrics += [Metric(f"{prefix}/acc", point["mean"], stamp, step)]
+        metrics += [Metric(f"{prefix}/ci95", math.nan if ci is None else ci, stamp, step)]
+        metrics += [Metric(f"{prefix}/x", point["scale"], stamp, step)] if axis else []
+    return metrics

@@ -45,11 +45,15 @@ from sweep.tracking.names import (
     SETTING_PREFIXES,
     curve_factor,
     curve_metric,
+    curve_metrics,
     error_line,
     experiment_params,
     number,
     parent_description,
+    sweep_tags,
 )
+
+ENDED_STATUSES = ("finished", "stopped_early", "failed")  # a run's `sweep.status` once its trial ended
 
 
 def first_line(err: Exception) -> str:
@@ -138,7 +142,7 @@ class TrackingWriter:
         else:
             name = self.sweep_config["sweep"]["name"]
             tags = {"sweep.id": self.sweep_id, "sweep.role": "parent", "sweep.name": name, "mlflow.runName": name}
-            tags.update(self._sweep_tags())
+            tags.update(sweep_tags(self.sweep_config["sweep"], self.space))
             tags["mlflow.note.content"] = parent_description(name, self.space, self.experiment)
             self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             self.client.log_text(self.parent_id, yaml.safe_dump(self.sweep_config, sort_keys=False), "sweep.yaml")
@@ -150,20 +154,8 @@ class TrackingWriter:
                 "config": run.data.tags.get("sweep.trial_config", ""),
                 "method": run.data.tags.get("method", ""),
                 "open": run.info.status == "RUNNING",
+                "status": run.data.tags.get("sweep.status", ""),
             }
-
-    def _sweep_tags(self) -> dict[str, str]:
-        section = self.sweep_config["sweep"]
-        space = self.space
-        metric = section["search"]["metric"]
-        return {
-            "sweep.search": section["search"]["algorithm"],
-            "sweep.metric": metric if isinstance(metric, str) else ",".join(metric),
-            "sweep.scheduler": section["scheduler"]["name"],
-            "sweep.num_trials": str(space.num_trials),
-            "sweep.methods": ",".join(space.methods()),
-            "sweep.storage": str(section["storage_path"]),
-        }
 
     def _handle(self, event: tuple, pending: dict[str, list[Any]]) -> None:
         kind, config, trial_id, data = event
@@ -175,6 +167,9 @@ class TrackingWriter:
                     self._log(entry["run_id"], tags={"sweep.status": "interrupted"})
                     self.client.set_terminated(entry["run_id"], "KILLED")
             self.client.set_terminated(self.parent_id, "FINISHED" if data["done"] else "KILLED")
+            return
+        if kind == "replay":
+            self._replay(config, trial_id, data, pending)
             return
         entry = self._run(config, trial_id)
         run_id = entry["run_id"]
@@ -197,6 +192,20 @@ class TrackingWriter:
             self.client.log_text(run_id, data["text"], "error.txt")
             self._log(run_id, tags={"sweep.status": "failed", "sweep.error": error_line(data["text"])})
             self.client.set_terminated(run_id, "FAILED")
+
+    def _replay(self, config: dict[str, Any], trial_id: str, data: dict[str, Any], pending: dict[str, list]) -> None:
+        """A trial that ended before a `--resume`: its reports and its end, unless its run has them already."""
+        entry = self.runs.get(config.get(TRIAL_KEY) or trial_id)
+        closed = entry is not None and not entry.get("open") and entry.get("status") in ENDED_STATUSES
+        if closed and (entry["final"] or data["status"] != "finished"):
+            return
+        for result in data["results"]:
+            self._handle(("result", config, trial_id, {"result": result}), pending)
+        if data["status"] == "failed":
+            self._handle(("error", config, trial_id, {"text": data["error"]}), pending)
+        else:
+            last = data["results"][-1] if data["results"] else {}
+            self._handle(("complete", config, trial_id, {"result": last, "checkpoint": data["checkpoint"]}), pending)
 
     def _run(self, config: dict[str, Any], trial_id: str) -> dict[str, Any]:
         """The trial's run: found by its stable key, created with params and tags if missing."""
@@ -291,16 +300,3 @@ class TrackingWriter:
             self.client.log_batch(
                 run_id, metrics=metrics[i : i + 100], params=params_list[i : i + 100], tags=tags_list[i : i + 100]
             )
-
-
-def curve_metrics(prefix: str, curve: dict[str, Any], stamp: int, axis: bool = False) -> list[Any]:
-    """`PREFIX/acc` and `PREFIX/ci95` at step = index on the curve's axis (and `PREFIX/x`, the axis value)."""
-    from mlflow.entities import Metric
-
-    metrics = []
-    for step, point in enumerate(curve["points"]):
-        ci = point["ci95"]
-        metrics += [Metric(f"{prefix}/acc", point["mean"], stamp, step)]
-        metrics += [Metric(f"{prefix}/ci95", math.nan if ci is None else ci, stamp, step)]
-        metrics += [Metric(f"{prefix}/x", point["scale"], stamp, step)] if axis else []
-    return metrics

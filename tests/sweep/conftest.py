@@ -85,3 +85,26 @@ def mlflow_runs(tmp_path: Path) -> Callable[[], tuple[Any, list[Any]]]:
         return parents[0], sorted(children, key=lambda r: r.data.tags["sweep.trial_key"])
 
     return runs
+
+
+@pytest.fixture
+def assert_complete(tmp_path: Path, mlflow_runs) -> Callable[[list[str], int, Path], list[Any]]:
+    """assert_complete(keys, epochs, folder): the sweep in `tmp_path`'s store ended (parent FINISHED) with
+    one FINISHED run per trial key holding its final metrics and every epoch once, and `folder` holds one
+    trial folder per key. Returns the runs."""
+    from sweep.tracking import client_for
+
+    def check(keys: list[str], epochs: int, folder: Path) -> list[Any]:
+        parent, runs = mlflow_runs()
+        assert parent.info.status == "FINISHED"
+        assert [r.data.tags["sweep.trial_key"] for r in runs] == sorted(keys)  # one run per trial
+        client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        for run in runs:
+            assert run.info.status == "FINISHED" and "auc" in run.data.metrics
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+            assert sorted(steps) == list(range(1, epochs + 1)), run.data.tags["sweep.trial_key"]
+        folders = [p.name.split("_")[0] for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        assert sorted(folders) == sorted(keys)  # no trial folder twice
+        return runs
+
+    return check

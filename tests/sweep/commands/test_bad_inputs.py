@@ -60,6 +60,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
         ("run", "digits", ["--set", "sweep.tracking.uri=sqlite:///{tmp}"], "is a folder, not an SQLite file"),
         ("run", "digits", ["--set", "sweep.tracking.uri=file:///{tmp}/mlruns"], "MLflow's file store is retired"),
         ("train", "digits", ["--out", "{tmp}/text.yaml"], "is a file, not a folder"),
+        ("run", "digits", ["--set", "train.epochs=2", "--set", "train[epochs]=3"], "--set train[epochs]: the key is"),
+        ("train", "digits", ["--set", "seed=1", "--set", "seed=1"], "--set seed: the key is given twice"),
     ],
 )
 def test_bad_config_or_option(files, command: str, name: str, extra: list[str], message: str, capsys) -> None:

@@ -272,6 +272,33 @@ def test_search_state_survives_a_restore_and_repeats_each_draw_per_seed(tmp_path
 
 
 @pytest.mark.parametrize("algorithm", ["grid", "optuna"])
+def test_a_resumed_search_skips_ended_trials_and_hands_out_recorded_draws_again(algorithm: str):
+    """`--resume` rebuilds the search from the trial folders: the trials that ended are not handed out,
+    the others get the keys and (Optuna) the hyperparameters their group ran with before."""
+    from sweep.execution.searchers import build_search
+
+    section = {
+        **SECTION,
+        "space": {"adversarial": {"beta": {"loguniform": [0.05, 0.5]}}},
+        "search": {"algorithm": algorithm, "num_samples": 2},
+    }
+    space = sweep_of(section).space
+    whole = build_search(space, ["val_auc"])
+    expected = [whole.suggest(f"t{i}") for i in range(space.num_trials)]
+    ended = [expected[i][TRIAL_KEY] for i in (0, 1, 3)]  # group 0 whole, group 1 half
+    recorded = {int(c[TRIAL_KEY][:4]): c for c in expected[:5]}  # groups 0-2 had started
+    resumed = build_search(space, ["val_auc"], {key: {"val_auc": 0.5} for key in ended}, recorded)
+    got = []
+    while (config := resumed.suggest(f"r{len(got)}")) not in (None, "FINISHED"):
+        got.append(config)
+        assert len(got) <= space.num_trials
+    assert [c[TRIAL_KEY] for c in got] == [c[TRIAL_KEY] for c in expected if c[TRIAL_KEY] not in ended]
+    by_key = {c[TRIAL_KEY]: c for c in expected}
+    for config in got[:2]:  # 0001-seed0 and 0002-seed0: groups that ran before, same values
+        assert config == by_key[config[TRIAL_KEY]]
+
+
+@pytest.mark.parametrize("algorithm", ["grid", "optuna"])
 def test_regression_a_point_without_random_domains_never_runs_twice(algorithm: str):
     """Issue 11: optuna with num_samples 3 ran nft (no random domain) three times with identical
     configurations, and the report counted them as three seeds."""

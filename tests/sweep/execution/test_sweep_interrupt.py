@@ -43,9 +43,9 @@ def kill_session(driver: subprocess.Popen) -> None:
         pass
 
 
-def test_kill_in_startup_then_ctrl_c_while_resuming_then_resume(tmp_path: Path, tiny_base, mlflow_runs):
-    from sweep.tracking import client_for
-
+def test_kill_in_startup_then_ctrl_c_while_resuming_then_resume(
+    tmp_path: Path, tiny_base, mlflow_runs, assert_complete
+):
     config = {
         **tiny_base,
         "sweep": {
@@ -90,19 +90,17 @@ def test_kill_in_startup_then_ctrl_c_while_resuming_then_resume(tmp_path: Path, 
     assert not [r for r in runs if r.info.status == "RUNNING"], [(r.data.tags, r.info.status) for r in runs]
     assert len(finished_keys(tmp_path)) < len(KEYS), "the sweep ended before the Ctrl-C; make its trials longer"
 
-    # 3. --resume to the end
-    resumed = subprocess.run(
-        resume, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=400, start_new_session=True,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    parent, runs = mlflow_runs()
-    assert parent.info.status == "FINISHED"
-    assert [r.data.tags["sweep.trial_key"] for r in runs] == KEYS  # one run per trial
-    client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    for run in runs:
-        assert run.info.status == "FINISHED" and "auc" in run.data.metrics
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
-        assert sorted(steps) == list(range(1, EPOCHS + 1)), run.data.tags["sweep.trial_key"]
-    folders = [p.name.split("_")[0] for p in (tmp_path / "runs" / "intr").iterdir() if p.is_dir()]
-    assert sorted(f for f in folders if not f.startswith(".")) == KEYS  # no trial folder twice
+    # 3. --resume to the end, 4. --resume of the ended sweep: nothing runs, the summary has every trial
+    sweep = tmp_path / "runs" / "intr"
+    results = []
+    for _ in range(2):
+        resumed = subprocess.run(
+            resume, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+            timeout=400, start_new_session=True,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        rows = [line for line in resumed.stdout.splitlines() if any(f"{key} " in line for key in KEYS)]
+        assert len(rows) == len(KEYS) and all("finished" in row for row in rows), resumed.stdout[-3000:]
+        assert_complete(KEYS, EPOCHS, sweep)
+        results.append({p.name: (p / "result.json").read_bytes() for p in sweep.iterdir() if p.is_dir()})
+    assert results[0] == results[1]  # the second resume ran and reported nothing
