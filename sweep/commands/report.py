@@ -8,7 +8,7 @@ from typing import Any
 
 from sweep.commands import CommandError, process_seconds
 from sweep.commands.run import quiet_chatter, wide_console
-from sweep.commands.tables import print_table, table_width
+from sweep.commands.tables import print_table, table_width, two_lines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -145,8 +145,7 @@ def compact(
         header, rows = drop_column(header, rows, col)
     header = ["ΔAUC" if h == f"ΔAUC vs {reference}" else h for h in header]
     notes.append(f"ΔAUC: paired difference to {reference} over shared seeds")
-    rows = [[cell.replace(" ± ", "\n± ") for cell in row] for row in rows]
-    return header, rows, notes
+    return header, two_lines(rows), notes
 
 
 def print_settings(console: Any, report: dict[str, Any]) -> None:

@@ -47,8 +47,9 @@ def print_table(
     notes = list(notes or [])
     width = console.width
     if table_width(header, shape(rows, left)) > width:
-        rows = [[cell.replace(" ± ", "\n± ") for cell in row] for row in rows]
-    shown = columns_that_fit(header, shape(rows, left), width, droppable or [])
+        rows = two_lines(rows)
+    measured = shape(rows, left)  # text columns word by word: the narrowest uncut layout
+    shown = columns_that_fit(header, measured, width, droppable or [])
     if len(shown) < len(header):
         left_out = [header[i] for i in range(len(header)) if i not in shown]
         named = ", ".join(left_out) if len(left_out) <= 3 else f"{len(left_out)} of {len(header)} columns"
@@ -56,11 +57,17 @@ def print_table(
     table = Table(title=title, caption="\n".join(notes) or None, caption_justify="left")
     seen = shape(rows)
     natural = sum(
-        max(len(line) for cell in [header[i], *(r[i] for r in seen)] for line in cell.split("\n")) + 3 for i in shown
+        max(len(line) for cell in [header[i], *(r[i] for r in seen)] for line in cell.split("\n")) for i in shown
     )
+    fits_natural = natural + 3 * len(shown) + 1 <= width
     for i in shown:  # too wide on one line: each column exactly as wide as its longest word or number
-        narrowest = None if natural + 1 <= width else column_width(header, shape(rows, left), i)
+        narrowest = None if fits_natural else column_width(header, measured, i)
         table.add_column(header[i], justify="left" if i in left else "right", width=narrowest)
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     console.print(table)
+
+
+def two_lines(rows: list[list[str]]) -> list[list[str]]:
+    """`mean ± CI` cells as `mean` over `± CI`."""
+    return [[cell.replace(" ± ", "\n± ") for cell in row] for row in rows]
