@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hardware import mean_ci95 as mean_ci
 from sweep.config import ConfigError
 from sweep.report.verdicts import trains_under_noise
-from sweep.tracking import check_store, client_for, param_value, scale_label, search_all
+from sweep.tracking import check_store, client_for, param_value, scale_label, search_all, sqlite_file
 
 
 class ReportError(Exception):
@@ -64,7 +63,8 @@ class MethodSummary:
 
 def load_runs(uri: str, experiment: str, sweep: str | None = None) -> tuple[Any, list[TrialRun]]:
     """The parent run of the newest sweep (named `sweep`, if given) in `experiment`, and its trial runs."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():
         raise ReportError(f"no MLflow store at {uri}; run `sweep run CONFIG` first or pass --tracking-uri")
     try:
         check_store(uri)

@@ -14,12 +14,17 @@ from sweep.tracking.names import EXPERIMENT_KIND
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` store, else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def check_store(uri: str, timeout: float = 5.0) -> None:
     """A tracking store the sweep can write, checked in seconds before any work: ConfigError (one line)
     for a folder or a non-database file behind sqlite:///, a file store, or a server that does not answer."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme == "sqlite":
-        path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        path = sqlite_file(uri)
         if path is None:
             raise ConfigError(f"tracking uri {uri!r}: expected sqlite:///PATH, e.g. sqlite:///mlflow.db")
         if path.is_dir():
@@ -62,7 +67,8 @@ def client_for(uri: str) -> Any:
 def open_store_early(uri: str) -> None:
     """Create a new SQLite store's tables in a background thread (seconds of CPU), so that it overlaps
     Ray's start-up instead of the first trials; errors are left to the tracker, which reports them."""
-    if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
+    path = sqlite_file(uri)
+    if path is None or path.exists():
         return
 
     def create() -> None:
@@ -83,9 +89,8 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
             for key, value in EXPERIMENT_KIND.items():
                 client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+    path = sqlite_file(uri)
+    location = None if path is None else (path.resolve().parent / "mlartifacts").as_uri()
     return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
