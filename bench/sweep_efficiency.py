@@ -7,10 +7,15 @@ curve: `trial_seconds` of its last report); the rest of the cores x wall budget 
 starting worker processes and scheduling, per-epoch reports and checkpoints, the MLflow callback on
 the driver, idle cores at the end. Each trial is LeNet on digits with the real trainable, the real
 MLflow callback (SQLite store in a temporary folder) and `reuse_actors=True`; its length is set by
-its number of epochs, calibrated here to `--seconds`. Also printed: Ray's start-up time and the
-overhead per trial in core-seconds. Each length runs twice: a report (with a checkpoint) every epoch,
-and with `sweep.report_interval: 1` (epochs batched into a report per second), since the epochs of
-this workload are short (~50 ms) and each report costs the trial ~10-20 ms.
+its number of epochs, calibrated here to `--seconds`, with `sweep.report_interval: 1` (epochs batched
+into a report and checkpoint per second; `--report-interval 0` reports every epoch, ~10-20 ms each).
+Also printed: Ray's start-up time and the overhead per trial in core-seconds.
+
+Each sweep size runs separately (default 8 trials and 40, the main job's): every sweep starts one
+worker process per core, and its start-up (Python, Ray, the actor, importing torch and Ray Tune:
+`worker_cpu_before_seconds` of each worker's first trial) is paid once per sweep, so it weighs on a
+sweep of 8 short trials and hardly on one of 40. `bound` is the efficiency with that start-up as the
+only overhead (trials' CPU / (trials' CPU + start-up)): no per-trial saving gets above it.
 
 Wall-clock efficiency needs quiet cores: beside other work the trials get a fraction of a core and
 every figure drops. So the bench also counts CPU time, which other work does not inflate: the
@@ -20,7 +25,7 @@ workers (actor start, imports, Ray's per-trial work), the driver (Tune's loop, t
 and Ray's daemons (raylet, GCS, agents); `cpu efficiency` = trials' CPU / all of it. The last line
 is JSON with the headline figures.
 
-    python bench/sweep_efficiency.py [--trials 8] [--seconds 2 10] [--cores 2] [--report-interval 0 1]
+    python bench/sweep_efficiency.py [--trials 8 40] [--seconds 2 10] [--cores 2] [--report-interval 1]
 
 Target (issue #12): efficiency >= 0.85 for 2-s trials and >= 0.95 for 10-s trials, on quiet cores.
 """
@@ -67,21 +72,23 @@ def epoch_seconds(threads: int) -> float:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def process_tree_cpu() -> dict[int, tuple[str, float]]:
+def process_tree_cpu(names: dict[int, str] | None = None) -> dict[int, tuple[str, float]]:
     """CPU seconds (user + system) of this process and all its descendants: pid -> (kind, seconds),
-    kind one of driver, worker (Ray worker processes), ray (Ray's daemons), other."""
-    parents, cpu, names = {}, {}, {}
+    kind one of driver, worker (Ray worker processes), ray (Ray's daemons), other. `names`: a cache of
+    the workers' titles by pid (`ray::...`, set after start: other command lines are read every time)."""
+    parents, cpu, names = {}, {}, {} if names is None else names
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        pid = int(entry)
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "ray::" not in names.get(pid, ""):
+                names[pid] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         fields = stat.rpartition(")")[2].split()
-        pid = int(entry)
-        parents[pid], cpu[pid], names[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, command
+        parents[pid], cpu[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
     tree, stack = {}, [os.getpid()]
     while stack:
         pid = stack.pop()
@@ -96,13 +103,14 @@ class CpuMeter:
     """Samples `process_tree_cpu` every `period` seconds in a thread while in the `with` block, so the
     trial workers that end inside it still count (up to their last sample); `used`: core-seconds per kind."""
 
-    def __init__(self, period: float = 0.25) -> None:
-        self.period, self.used = period, {}
+    def __init__(self, period: float = 0.5) -> None:
+        self.period, self.used, self.names = period, {}, {}
+        self.own = 0.0  # CPU seconds of the sampling thread itself: the bench's cost, not the sweep's
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> CpuMeter:
-        self.before = process_tree_cpu()
+        self.before = process_tree_cpu(self.names)
         self.last = dict(self.before)
         self.thread.start()
         return self
@@ -110,9 +118,10 @@ class CpuMeter:
     def _sample(self) -> None:
         while not self.stop.wait(self.period):
             self._update()
+        self.own = time.thread_time()
 
     def _update(self) -> None:
-        for pid, (kind, seconds) in process_tree_cpu().items():
+        for pid, (kind, seconds) in process_tree_cpu(self.names).items():
             known = self.last.get(pid, (kind, 0.0))[0]  # a dying worker loses its name: keep the first kind
             self.last[pid] = (known if known != "ray" else kind, seconds)
 
@@ -122,6 +131,7 @@ class CpuMeter:
         self._update()
         for pid, (kind, seconds) in self.last.items():
             self.used[kind] = self.used.get(kind, 0.0) + seconds - self.before.get(pid, (kind, 0.0))[1]
+        self.used["driver"] = self.used.get("driver", 0.0) - self.own
 
 
 def measure(
@@ -131,7 +141,7 @@ def measure(
     from sweep.execution import run_sweep
 
     epochs = max(1, round(seconds / per_epoch))
-    name = f"bench-{seconds:g}s-{report_interval:g}"
+    name = f"bench-{trials}x{seconds:g}s-{report_interval:g}"
     section = {
         "name": name,
         "report_interval": report_interval,
@@ -150,7 +160,12 @@ def measure(
     budget = cores * outcome.fit_seconds
     trial_cpu = sum(r["metrics"]["trial_cpu_seconds"] for r in outcome.rows)
     total_cpu = sum(used.values())
+    # each worker's first trial found it with only its start-up spent (Python, Ray, the actor, imports)
+    workers = min(trials, cores)
+    startup = sorted(r["metrics"]["worker_cpu_before_seconds"] for r in outcome.rows)[:workers]
     return {
+        "worker_startup": sum(startup) / workers,
+        "startup_bound": trial_cpu / (trial_cpu + sum(startup)),
         "cpu_efficiency": trial_cpu / total_cpu,
         "cpu_per_trial": {
             "trial": trial_cpu / trials,
@@ -166,13 +181,20 @@ def measure(
     }
 
 
+TARGETS = {2.0: 0.85, 10.0: 0.95}
+"""Issue #12: parallel efficiency of 2-s and 10-s trials on 2 quiet cores."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument(
+        "--trials", type=int, nargs="+", default=[8, 40],
+        help="sweep sizes to measure (40: the main job's; the workers' start-up is paid once per sweep)",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, nargs="+", default=[2.0, 10.0], help="trial lengths to measure")
     parser.add_argument("--cores", type=int, default=min(2, os.cpu_count() or 1), help="CPUs given to Ray")
     parser.add_argument(
-        "--report-interval", type=float, nargs="+", default=[0.0, 1.0],
+        "--report-interval", type=float, nargs="+", default=[1.0],
         help="sweep.report_interval values to measure (0: a report and a checkpoint every epoch)",
     )  # fmt: skip
     args = parser.parse_args()
@@ -183,25 +205,35 @@ def main() -> None:
     start = time.perf_counter()
     start_ray(num_cpus=args.cores)
     startup = time.perf_counter() - start
-    print(f"{args.trials} trials of LeNet on digits on {args.cores} cores (1 CPU per trial, reuse_actors=True)")
+    print(f"LeNet on digits, {args.cores} cores, 1 CPU per trial, reuse_actors=True")
     print(f"Ray start-up: {startup:.1f} s; one epoch in this process: {per_epoch * 1000:.0f} ms")
-    header = f"{'target':>8} {'report every':>12} {'epochs':>6} {'trial (s)':>9} {'wall (s)':>8} {'efficiency':>10}"
-    print(header + f" {'overhead/trial':>15} {'cpu eff':>8}  core-s per trial: trial / worker rest / driver / ray")
+    print("eff: efficiency; bound: the efficiency if the workers' start-up were the only overhead")
+    print(
+        f"{'trials':>6} {'target':>6} {'report':>6} {'epochs':>6} {'trial s':>7} {'wall s':>7} {'eff':>5} "
+        f"{'cpu eff':>7} {'bound':>5} {'start-up':>8}  core-s per trial: trial/worker rest/driver/ray"
+    )
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
-        for seconds in args.seconds:
-            for interval in args.report_interval:
-                r = measure(args.trials, seconds, args.cores, per_epoch, Path(tmp), interval)
-                every = "epoch" if interval == 0 else f"{interval:g} s"
-                print(
-                    f"{seconds:>7g}s {every:>12} {r['epochs']:>6} {r['trial_mean']:>9.2f} {r['wall']:>8.1f} "
-                    f"{r['efficiency']:>10.2f} {r['overhead_per_trial']:>10.2f} core-s {r['cpu_efficiency']:>8.2f}  "
-                    + " / ".join(f"{v:.2f}" for v in r["cpu_per_trial"].values()),
-                    flush=True,
-                )
-                figures[f"{seconds:g}s/{every}"] = {
-                    k: round(r[k], 3) for k in ("efficiency", "cpu_efficiency", "overhead_per_trial", "trial_mean")
-                }
+        for trials in args.trials:
+            for seconds in args.seconds:
+                for interval in args.report_interval:
+                    r = measure(trials, seconds, args.cores, per_epoch, Path(tmp), interval)
+                    every = "epoch" if interval == 0 else f"{interval:g} s"
+                    print(
+                        f"{trials:>6} {seconds:>5g}s {every:>6} {r['epochs']:>6} {r['trial_mean']:>7.2f} "
+                        f"{r['wall']:>7.1f} {r['efficiency']:>5.2f} {r['cpu_efficiency']:>7.2f} "
+                        f"{r['startup_bound']:>5.2f} {r['worker_startup']:>6.2f} s  "
+                        + "/".join(f"{v:.2f}" for v in r["cpu_per_trial"].values()),
+                        flush=True,
+                    )
+                    keys = ("efficiency", "cpu_efficiency", "startup_bound", "worker_startup", "overhead_per_trial")
+                    figures[f"{trials}x{seconds:g}s/{every}"] = {k: round(r[k], 3) for k in keys + ("trial_mean",)}
+    verdicts = {}
+    for key, r in figures.items():
+        seconds = float(key.split("x")[1].split("s/")[0])
+        if seconds in TARGETS:
+            verdicts[key] = "met" if r["efficiency"] >= TARGETS[seconds] else "not met"
+    print("targets (2-s >= 0.85, 10-s >= 0.95): " + ", ".join(f"{k} {v}" for k, v in verdicts.items()))
     print(json.dumps({"sweep_efficiency": figures, "ray_startup_s": round(startup, 2), "load_average": load()}))
 
 

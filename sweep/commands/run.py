@@ -118,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
         f"wall time {total:.1f} s: imports and config {ready:.1f} s, Ray start-up {outcome.startup_seconds:.1f} s, "
         f"trials {outcome.fit_seconds:.1f} s, the rest {rest:.1f} s"
     )
+    if outcome.trial_cpu_seconds and outcome.cpus and outcome.fit_seconds:
+        floor = outcome.trial_cpu_seconds / outcome.cpus
+        console.print(
+            f"trials' own CPU {outcome.trial_cpu_seconds:.0f} core-s = {floor:.1f} s on {outcome.cpus:g} CPUs "
+            f"({floor / outcome.fit_seconds:.2f} of the trials' wall time)"
+        )
     if outcome.tracking_failures:
         console.print(
             f"[red]MLflow logging failed[/] ({len(outcome.tracking_failures)} events; first: "

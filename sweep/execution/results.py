@@ -26,6 +26,10 @@ class SweepOutcome:
     interrupted: bool = False
     tracking_failures: list[str] = field(default_factory=list)
     """What did not reach MLflow (the trials' results are still in the Ray folder)."""
+    cpus: float = 0.0
+    """The CPUs Ray had when the trials started (the whole cluster's)."""
+    trial_cpu_seconds: float = 0.0
+    """The CPU time of the trials that ended in this run, their training and evaluation only."""
 
     @property
     def failed(self) -> int:

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -186,6 +187,7 @@ def run_sweep(
         write_state(path, {"id": sweep_id, "config": cfg.to_dict()})
     MlflowTracker.active = None
     fit_start = time.perf_counter()
+    cpus = ray.cluster_resources().get("CPU", 0.0)
     quiet = {"RAY_AIR_NEW_OUTPUT": "0"} if verbose == 0 else {}  # the new output prints a header even at 0
     with environment(quiet):
         try:
@@ -194,13 +196,15 @@ def run_sweep(
             check_free_space(path, 2**20)  # Ray fails on a full disk in many ways: name the cause
             raise
     end = time.perf_counter()
-    outcome = SweepOutcome(cfg.name, path, end - start, startup, fit_seconds=end - fit_start)
+    outcome = SweepOutcome(cfg.name, path, end - start, startup, fit_seconds=end - fit_start, cpus=cpus)
     tracker = MlflowTracker.active  # the one Ray set up
     if tracker is not None and tracker.disk_full:
         raise disk_full(path, MIN_FREE)  # the trials stopped, their runs closed: `--resume` once there is space
     ended = results.num_errors + results.num_terminated + len(before.ended)
     interrupted = (tracker is not None and tracker.interrupted) or ended < cfg.space.num_trials
-    rows = [row_of(result, interrupted) for result in results] + [row_of(as_result(r)) for r in before.ended]
+    now = [row_of(result, interrupted) for result in results]
+    outcome.trial_cpu_seconds = sum(r["metrics"].get("trial_cpu_seconds", 0.0) for r in now)
+    rows = now + [row_of(as_result(r)) for r in before.ended]
     outcome.rows = sorted((r for r in rows if r["key"]), key=lambda row: row["key"])  # never-started: no row
     outcome.interrupted = interrupted
     outcome.tracking_failures = list(tracker.writer.failures) if tracker and tracker.writer else []

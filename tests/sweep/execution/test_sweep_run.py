@@ -32,6 +32,9 @@ def test_grid_sweep_logs_every_trial_its_curve_and_artifacts(tmp_path: Path, mak
     cfg = make_sweep(section)
     outcome = run_sweep(cfg, verbose=0)
     assert [r["status"] for r in outcome.rows] == ["finished"] * 4 and not outcome.interrupted
+    own = [r["metrics"]["trial_cpu_seconds"] for r in outcome.rows]
+    assert all(s > 0 for s in own) and outcome.trial_cpu_seconds == pytest.approx(sum(own))
+    assert outcome.cpus == 2  # the session's Ray (tests/sweep/conftest.py): the floor `sweep run` prints
 
     parent, runs = mlflow_runs()
     assert parent.info.status == "FINISHED" and parent.data.tags["sweep.num_trials"] == "4"
