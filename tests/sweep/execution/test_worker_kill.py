@@ -15,7 +15,8 @@ from sweep.execution import run_sweep
 from sweep.tracking import client_for
 
 pytestmark = pytest.mark.usefixtures("ray_runtime")
-EPOCHS = 12
+EPOCHS = 40
+"""Enough epochs of the tiny trial that the kill, right after its first report, lands while it trains."""
 
 
 def trial_worker_pid() -> int | None:
@@ -41,12 +42,17 @@ def test_killed_worker(retries: int, tmp_path: Path, make_sweep, mlflow_runs, ti
     thread = threading.Thread(target=lambda: outcome.append(run_sweep(cfg, verbose=0)), daemon=True)
     thread.start()
     deadline = time.monotonic() + 240
-    while not any(p.stat().st_size for p in (tmp_path / "runs" / "t").glob("0000-seed0_*/result.json")):
+    results: list[Path] = []
+    while not any(p.stat().st_size for p in results):
         assert thread.is_alive() and time.monotonic() < deadline, "the first trial never reported"
         time.sleep(0.05)
+        results = list((tmp_path / "runs" / "t").glob("0000-seed0_*/result.json"))
     pid = trial_worker_pid()
     assert pid is not None
+    reported = len(results[0].read_text().splitlines())
     os.kill(pid, signal.SIGKILL)
+    # a reused worker runs the next trial in the same process: a kill after the first ended tests nothing
+    assert reported < EPOCHS, "the first trial ended before the kill"
     thread.join(timeout=300)
     assert outcome, "the sweep did not end"
 
