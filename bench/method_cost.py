@@ -132,18 +132,24 @@ def main() -> None:
     kept = not args.no_keep_memory and keep_freed_memory()
     repeats = {"lenet/digits": args.repeats_lenet, "resnet20/cifar": args.repeats_resnet}
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch}, CPU time per step, "
-          f"freed memory {'kept' if kept else 'returned (glibc default)'}; nominal cost units: "
-          f"forward {FORWARD}, backward {BACKWARD}; target ratio/bound <= {TARGET}")
-    header = (f"{'setup':<15} {'method':<16} {'fwd+bwd':>8} {'cpu ms':>8} {'ratio':>6} "
-              f"{'bound':>6} {'ratio/bound':>11} {'bound(r)':>8} {'ratio/bound(r)':>14}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch}, CPU time per step, "
+        f"freed memory {'kept' if kept else 'returned (glibc default)'}; nominal cost units: "
+        f"forward {FORWARD}, backward {BACKWARD}; target ratio/bound <= {TARGET}"
+    )
+    header = (
+        f"{'setup':<15} {'method':<16} {'fwd+bwd':>8} {'cpu ms':>8} {'ratio':>6} "
+        f"{'bound':>6} {'ratio/bound':>11} {'bound(r)':>8} {'ratio/bound(r)':>14}"
+    )
     worst = {"nominal": 0.0, "measured": 0.0}
     for label, setup in SETUPS.items():
         times = median_step_times(setup, args.batch, repeats[label])
         t_fwd, t_fb = times.pop("_forward"), times.pop("_forward_backward")
         r = (t_fb - t_fwd) / t_fwd
-        print(f"\n{label}: {repeats[label]} repeats; baseline forward {t_fwd * 1e3:.1f} ms, "
-              f"backward {(t_fb - t_fwd) * 1e3:.1f} ms: measured backward/forward r = {r:.2f}")
+        print(
+            f"\n{label}: {repeats[label]} repeats; baseline forward {t_fwd * 1e3:.1f} ms, "
+            f"backward {(t_fb - t_fwd) * 1e3:.1f} ms: measured backward/forward r = {r:.2f}"
+        )
         print(header)
         print("-" * len(header))
         for name, seconds in times.items():
@@ -154,11 +160,15 @@ def main() -> None:
             worst["nominal"] = max(worst["nominal"], ratio / nominal)
             worst["measured"] = max(worst["measured"], ratio / measured)
             flags = "".join(f" {m}" for m, q in (("OVER", nominal), ("OVER(r)", measured)) if ratio / q > TARGET)
-            print(f"{label:<15} {name:<16} {f:>3}+{b:<4} {seconds * 1e3:>8.1f} {ratio:>6.2f} {nominal:>6.2f} "
-                  f"{ratio / nominal:>11.2f} {measured:>8.2f} {ratio / measured:>14.2f}{flags}")
+            print(
+                f"{label:<15} {name:<16} {f:>3}+{b:<4} {seconds * 1e3:>8.1f} {ratio:>6.2f} {nominal:>6.2f} "
+                f"{ratio / nominal:>11.2f} {measured:>8.2f} {ratio / measured:>14.2f}{flags}"
+            )
     for model_kind, value in worst.items():
-        print(f"worst ratio/bound, {model_kind} cost model: {value:.2f} "
-              f"({'within' if value <= TARGET else 'above'} the {TARGET} target)")
+        print(
+            f"worst ratio/bound, {model_kind} cost model: {value:.2f} "
+            f"({'within' if value <= TARGET else 'above'} the {TARGET} target)"
+        )
 
 
 if __name__ == "__main__":

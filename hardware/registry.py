@@ -30,9 +30,7 @@ class Registry(Generic[T]):
         try:
             return self._members[name]
         except KeyError:
-            raise ValueError(
-                f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}"
-            ) from None
+            raise ValueError(f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         return sorted(self._members)

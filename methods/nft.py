@@ -122,10 +122,10 @@ class NFT(Method):
     exit_features: int = Field(2304, ge=1)
     """IRS: target flattened size after an exit's pooling, which sets its pool side s (see `IRSExit`;
     the reference's exits: 2,048-2,304)."""
+
     @property
     def trains_under_noise(self) -> bool:
         return True
-
 
     @property
     def uses_ovf(self) -> bool:
@@ -144,26 +144,19 @@ class NFT(Method):
 
     def exit_names(self, model: nn.Module) -> list[str]:
         if not hasattr(model, "stage_names"):
-            raise ValueError(
-                "method.variant='irs' needs a StagedModel (exits hang on named stages); use 'ovf'"
-            )
+            raise ValueError("method.variant='irs' needs a StagedModel (exits hang on named stages); use 'ovf'")
         names = list(self.exit_stages if self.exit_stages is not None else model.stage_names[:-1])
         unknown = sorted(set(names) - set(model.stage_names))
         if unknown:
-            raise ValueError(
-                f"method.exit_stages: unknown stage(s) {unknown}; allowed: {', '.join(model.stage_names)}"
-            )
+            raise ValueError(f"method.exit_stages: unknown stage(s) {unknown}; allowed: {', '.join(model.stage_names)}")
         if not names:
-            raise ValueError(
-                "method.variant='irs' needs a model with at least two stages (or set method.exit_stages)"
-            )
+            raise ValueError("method.variant='irs' needs a model with at least two stages (or set method.exit_stages)")
         return [n for n in model.stage_names if n in names]  # shallowest first
 
     def prepare(self, model: nn.Module) -> nn.Module:
         if self.uses_irs:
             exits = {
-                n: IRSExit(self.exit_features, self.exit_hidden, model.num_classes)
-                for n in self.exit_names(model)
+                n: IRSExit(self.exit_features, self.exit_hidden, model.num_classes) for n in self.exit_names(model)
             }
             model.add_module(EXITS, nn.ModuleDict(exits))
         return model

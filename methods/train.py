@@ -79,13 +79,9 @@ def check_divergence(loss: float, first: float, epoch: int, method: str) -> None
 Report = Callable[[dict[str, float], TrainState], None]
 
 
-def make_loader(
-    dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0
-) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0) -> DataLoader:
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers
-    )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers)
 
 
 def train(
@@ -178,9 +174,7 @@ def training_memory_format(model: nn.Module, device: torch.device, name: str) ->
     return torch.channels_last if name == "channels_last" else None
 
 
-def validate(
-    model: nn.Module, loader: DataLoader, noise: NoiseModel, samples: int, eval_seed: int
-) -> dict[str, float]:
+def validate(model: nn.Module, loader: DataLoader, noise: NoiseModel, samples: int, eval_seed: int) -> dict[str, float]:
     """Clean validation accuracy and the noisy one at the training scale (common random numbers)."""
     clean = hardware.accuracy(model, loader)
     if noise.sigma == 0:

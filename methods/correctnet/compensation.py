@@ -110,6 +110,4 @@ def placement_of(model: nn.Module) -> dict[str, Spec]:
 
 
 def compensation_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [
-        p for m in model.modules() if isinstance(m, CompensatedLayer) for p in m.compensation.parameters()
-    ]
+    return [p for m in model.modules() if isinstance(m, CompensatedLayer) for p in m.compensation.parameters()]

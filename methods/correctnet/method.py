@@ -91,9 +91,7 @@ class CorrectNet(Lipschitz):
                 self._fit(model, [batches], ctx.noise, seed)
                 acc = self._noisy_val_acc(model, ctx)
                 compensation.strip(model)
-                cache[placement] = acc - self.param_cost * sum(
-                    map(compensation.spec_parameters, chosen.values())
-                )
+                cache[placement] = acc - self.param_cost * sum(map(compensation.spec_parameters, chosen.values()))
             return cache[placement]
 
         before = self._noisy_val_acc(model, ctx)
@@ -128,8 +126,7 @@ class CorrectNet(Lipschitz):
         unknown = [c for c in self.candidates if c not in allowed]
         if unknown:
             raise ValueError(
-                f"method.candidates: {unknown} are not noisy conv/linear layers; "
-                f"allowed: {', '.join(allowed)}"
+                f"method.candidates: {unknown} are not noisy conv/linear layers; allowed: {', '.join(allowed)}"
             )
         return [n for n in allowed if n in self.candidates]
 
@@ -153,9 +150,7 @@ class CorrectNet(Lipschitz):
 
     def _noisy_val_acc(self, model: nn.Module, ctx: TrainContext) -> float:
         sigma = ctx.noise.sigma
-        curve = hardware.robustness_curve(
-            model, ctx.val_loader, ctx.noise, [sigma], self.eval_draws, ctx.eval_seed
-        )
+        curve = hardware.robustness_curve(model, ctx.val_loader, ctx.noise, [sigma], self.eval_draws, ctx.eval_seed)
         return curve.points[0].mean
 
     # ------------------------------------------------------------------ checkpoint round trip

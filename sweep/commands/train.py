@@ -38,7 +38,11 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.epochs=5 --set method.name=noise_injection",
     )
 

@@ -22,8 +22,15 @@ def run_training(
     check_model_size(cfg, data_shape(data))
     model = build_backbone(cfg.model, data_shape(data), cfg.seed)
     return train(
-        model, cfg.method, cfg.noise, data, cfg.train,
-        seed=cfg.seed, eval_seed=cfg.eval.seed, report=report, resume=resume,
+        model,
+        cfg.method,
+        cfg.noise,
+        data,
+        cfg.train,
+        seed=cfg.seed,
+        eval_seed=cfg.eval.seed,
+        report=report,
+        resume=resume,
     )
 
 

@@ -47,8 +47,9 @@ def test_the_attack_raises_the_kl_over_its_steps():
     assert history[0] < 1e-3 < history[-1]  # starts next to theta (zeta_init = 1e-3), ends far
     params = method.attacked_parameters(model)
     with torch.no_grad():
-        final = kl_divergence(clean, torch.func.functional_call(
-            model, {n: p + p.abs() * coef[n] for n, p in params.items()}, (x,)))
+        final = kl_divergence(
+            clean, torch.func.functional_call(model, {n: p + p.abs() * coef[n] for n, p in params.items()}, (x,))
+        )
     assert final.item() > history[-1]
 
 
@@ -98,7 +99,8 @@ def test_the_gradient_flows_through_theta_star_unless_constant():
     step(const, attack_as_constant=True)
     step(no_reg, beta=0.0)
     assert through.terms["kl"] > 0 and through.loss.item() == pytest.approx(
-        through.terms["ce"] + 0.25 * through.terms["kl"], rel=1e-6)
+        through.terms["ce"] + 0.25 * through.terms["kl"], rel=1e-6
+    )
     g_through, g_const, g_ce = grads(model), grads(const), grads(no_reg)
     assert any(not torch.allclose(a, b) for a, b in zip(g_through, g_const, strict=True))
     assert any(not torch.allclose(a, b) for a, b in zip(g_const, g_ce, strict=True))

@@ -15,9 +15,7 @@ from zoo import build_model
 
 
 def orthogonal(n: int, seed: int = 0) -> torch.Tensor:
-    q, _ = torch.linalg.qr(
-        torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    )
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
     return q  # (n, n), q^T q = I
 
 
@@ -44,9 +42,7 @@ def test_grows_with_the_distance_from_orthogonality():
 
 @pytest.mark.parametrize("shape", [(5, 20), (20, 5), (6, 2, 3, 3), (30, 2, 1, 1)])
 def test_equals_the_direct_formula_for_tall_and_wide_weights(shape):
-    w = torch.randn(
-        shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64, requires_grad=True
-    )
+    w = torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64, requires_grad=True)
     fast, slow = gram_deviation(w, lam=0.7), naive(w, 0.7)
     assert fast.item() == pytest.approx(slow.item(), rel=1e-10)
     g_fast, g_slow = torch.autograd.grad(fast, w)[0], torch.autograd.grad(slow, w)[0]

@@ -62,8 +62,10 @@ def grads(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def tiny_splits(seed: int = 2) -> DataSplits:
     g = torch.Generator().manual_seed(seed)
-    parts = [TensorDataset(torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))
-             for n in (64, 32, 32)]
+    parts = [
+        TensorDataset(torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g))
+        for n in (64, 32, 32)
+    ]
     return DataSplits(*parts, in_channels=1, image_size=8, num_classes=3)
 
 
@@ -140,8 +142,15 @@ def test_deployed_model_round_trips_through_architecture_and_rebuild(name):
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
-    ctx = TrainContext(cfg, NOISE, make_loader(data.train, 16, True), make_loader(data.val, 32, False),
-                       torch.device("cpu"), seed=0, eval_seed=0)
+    ctx = TrainContext(
+        cfg,
+        NOISE,
+        make_loader(data.train, 16, True),
+        make_loader(data.val, 32, False),
+        torch.device("cpu"),
+        seed=0,
+        eval_seed=0,
+    )
     trained = method.after_training(model, ctx)
     assert isinstance(trained, Trained)
     assert all(k.startswith(f"{name}/") and isinstance(v, float) for k, v in trained.summary.items())
@@ -160,8 +169,15 @@ def test_the_training_loop_runs_it_unchanged_and_reports_its_terms(name):
     method = build(name)
     terms = run_step(name)[1].terms
     seen = []
-    train(tiny_model(), method, NOISE, tiny_splits(), TrainConfig(epochs=1, batch_size=32, device="cpu"),
-          seed=0, report=lambda metrics, state: seen.append(metrics))
+    train(
+        tiny_model(),
+        method,
+        NOISE,
+        tiny_splits(),
+        TrainConfig(epochs=1, batch_size=32, device="cpu"),
+        seed=0,
+        report=lambda metrics, state: seen.append(metrics),
+    )
     assert len(seen) == 1
     assert {f"train_{t}" for t in terms} | {"train_loss", "val_acc", "val_noisy_acc"} <= set(seen[0])
     assert all(v == v for v in seen[0].values())  # no NaN

@@ -155,6 +155,4 @@ def test_both_variants_together_feed_back_ovf_then_irs_outputs():
         with hardware.noisy_weights(model, ADDITIVE):
             logits = model(x)
         # beta = 0: only the 1 / (N + 1) scaling remains
-        assert out.loss.item() == pytest.approx(F.cross_entropy(logits / (n_outs + 1), y).item(), rel=1e-6), (
-            variant
-        )
+        assert out.loss.item() == pytest.approx(F.cross_entropy(logits / (n_outs + 1), y).item(), rel=1e-6), variant

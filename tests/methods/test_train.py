@@ -101,8 +101,12 @@ class ExplodingMethod(Method):
 def test_nan_loss_raises_a_clear_error(digits):
     with pytest.raises(FloatingPointError, match="loss became nan in epoch 1"):
         train(
-            fresh_model(digits), ExplodingMethod(), hardware.noise_model("additive", sigma=0.1), digits,
-            TrainConfig(epochs=1, device="cpu"), seed=0,
+            fresh_model(digits),
+            ExplodingMethod(),
+            hardware.noise_model("additive", sigma=0.1),
+            digits,
+            TrainConfig(epochs=1, device="cpu"),
+            seed=0,
         )
 
 
@@ -112,8 +116,12 @@ def test_exploding_loss_is_flagged_as_diverged_with_its_epoch(digits):
 
     with pytest.raises(FloatingPointError, match=r"loss diverged to .* in epoch 1 \(baseline\): over 1000x"):
         train(
-            fresh_model(digits), METHODS.build("baseline"), hardware.noise_model("additive", sigma=0.1),
-            digits, TrainConfig(epochs=3, device="cpu", lr=1e6, optimizer="sgd"), seed=0,
+            fresh_model(digits),
+            METHODS.build("baseline"),
+            hardware.noise_model("additive", sigma=0.1),
+            digits,
+            TrainConfig(epochs=3, device="cpu", lr=1e6, optimizer="sgd"),
+            seed=0,
         )
 
 

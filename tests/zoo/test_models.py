@@ -144,9 +144,7 @@ def test_unknown_option_is_named() -> None:
         ("vgg8", 4, {}, "image_size"),
     ],
 )
-def test_bad_option_values_raise_one_line_value_errors(
-    name: str, size: int, options: dict, field: str
-) -> None:
+def test_bad_option_values_raise_one_line_value_errors(name: str, size: int, options: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^{name}: {field} .*") as err:
         build_model(name, 1, size, 10, **options)
     assert "\n" not in str(err.value)
@@ -176,9 +174,7 @@ def test_mlp_options_and_flat_input() -> None:
 
 
 def test_lenet5_shape_without_batchnorm() -> None:
-    model = build_model(
-        "lenet", 1, 32, 10, channels=(6, 16), hidden=(120, 84), kernel_size=5, batch_norm=False
-    )
+    model = build_model("lenet", 1, 32, 10, channels=(6, 16), hidden=(120, 84), kernel_size=5, batch_norm=False)
     assert model.stage_shapes((1, 32, 32)) == {
         "conv1": (6, 16, 16),
         "conv2": (16, 8, 8),

@@ -182,9 +182,7 @@ def _ensure_files(name: str, source: Source, root: str, download: bool) -> None:
         )
 
 
-def load_torchvision(
-    name: str, root: str, download: bool, augment: bool, val_fraction: float, seed: int
-) -> DataSplits:
+def load_torchvision(name: str, root: str, download: bool, augment: bool, val_fraction: float, seed: int) -> DataSplits:
     source = sources()[name]
     _ensure_files(name, source, root, download)
     images, labels = _as_tensors(source.cls(root, train=True))
@@ -202,9 +200,7 @@ def load_torchvision(
     crop_flip = None
     if augment and source.crop_flip:
         transforms = torchvision().transforms
-        crop_flip = transforms.Compose(
-            [transforms.RandomCrop(size, padding=4), transforms.RandomHorizontalFlip()]
-        )
+        crop_flip = transforms.Compose([transforms.RandomCrop(size, padding=4), transforms.RandomHorizontalFlip()])
     train = ImageTensors(images, labels, *norm, augment=crop_flip)
     clean = ImageTensors(images, labels, *norm)  # same tensors, no augmentation
     test = ImageTensors(test_images, test_labels, *norm)

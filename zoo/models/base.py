@@ -43,9 +43,7 @@ class StagedModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x, ())[0]
 
-    def forward_features(
-        self, x: torch.Tensor, taps: Iterable[str]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_features(self, x: torch.Tensor, taps: Iterable[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits and the outputs of the stages named in `taps` (in stage order)."""
         wanted = set(taps)
         unknown = wanted - set(self.stages.keys())

@@ -23,6 +23,4 @@ class ResNet18(Model):
     name: Literal["resnet18"] = "resnet18"
 
     def build(self, in_channels: int, image_size: int, num_classes: int) -> StagedModel:
-        return build_resnet(
-            in_channels, num_classes, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), shortcut="B"
-        )
+        return build_resnet(in_channels, num_classes, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), shortcut="B")

@@ -54,13 +54,9 @@ def test_compensation_starts_as_the_identity_and_is_never_noisy():
     assert [n.replace(".layer", "") for n in hardware.noisy_parameters(model, NOISE)] == noisy_before
     clean = [p.clone() for p in compensation.compensation_parameters(model)]
     with hardware.perturbed(model, NOISE, hardware.draw_generator(0, 0)):
-        assert all(
-            torch.equal(p, c) for p, c in zip(compensation.compensation_parameters(model), clean, strict=True)
-        )
+        assert all(torch.equal(p, c) for p, c in zip(compensation.compensation_parameters(model), clean, strict=True))
     added = sum(p.numel() for p in compensation.compensation_parameters(model))
-    assert (
-        added == 16 * 16 + 16 + 2 * 10 * 4 + 10 == sum(map(compensation.spec_parameters, placement.values()))
-    )
+    assert added == 16 * 16 + 16 + 2 * 10 * 4 + 10 == sum(map(compensation.spec_parameters, placement.values()))
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in lenet().parameters()) + added
 
 
@@ -147,21 +143,15 @@ def test_agent_places_compensation_at_the_noise_sensitive_layer(digits):
         seed=0,
         eval_seed=1,
     )
-    method = methods.METHODS.build(
-        "correctnet", rank=64, episodes=30, episode_batches=60, eval_draws=3, final_epochs=1
-    )
+    method = methods.METHODS.build("correctnet", rank=64, episodes=30, episode_batches=60, eval_draws=3, final_epochs=1)
     n_backbone = sum(p.numel() for p in backbone.parameters())
     trained = method.after_training(copy.deepcopy(backbone), ctx)
     deployed, r = trained.model, trained.details
     sensitive = "stages.s1.0"
     assert list(r["probabilities"]) == ["stages.s1.0", "stages.s2.0", "stages.s3.0", "head"]
-    frequency = {
-        c: sum(c in chosen for chosen in r["choices"]) / len(r["choices"]) for c in r["probabilities"]
-    }
+    frequency = {c: sum(c in chosen for chosen in r["choices"]) / len(r["choices"]) for c in r["probabilities"]}
     assert frequency[sensitive] > 0.6 and frequency[sensitive] == max(frequency.values())
-    assert r["probabilities"][sensitive] > 0.9 and r["probabilities"][sensitive] == max(
-        r["probabilities"].values()
-    )
+    assert r["probabilities"][sensitive] > 0.9 and r["probabilities"][sensitive] == max(r["probabilities"].values())
     assert sensitive in r["placement"]
     assert r["val_noisy_acc_after"] > r["val_noisy_acc_before"] + 0.05
     assert r["added_params"] == sum(p.numel() for p in deployed.parameters()) - n_backbone > 0

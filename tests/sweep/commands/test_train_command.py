@@ -22,11 +22,24 @@ def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("train") / "run"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "sweep", "train", str(ROOT / "configs" / "digits.yaml"),
-            "--set", "train.epochs=3", "--set", "eval.samples=3", "--set", "eval.scales=[0, 0.1]",
-            "--out", str(out),
+            sys.executable,
+            "-m",
+            "sweep",
+            "train",
+            str(ROOT / "configs" / "digits.yaml"),
+            "--set",
+            "train.epochs=3",
+            "--set",
+            "eval.samples=3",
+            "--set",
+            "eval.scales=[0, 0.1]",
+            "--out",
+            str(out),
         ],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     assert "epoch   3/3" in proc.stdout and "test accuracy" in proc.stdout
@@ -59,7 +72,10 @@ def test_refuses_to_overwrite_a_checkpoint(trained: Path):
     before = (trained / "checkpoint.pt").read_bytes()
     proc = subprocess.run(
         [sys.executable, "-m", "sweep", "train", str(ROOT / "configs" / "digits.yaml"), "--out", str(trained)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert proc.returncode == 2 and "already holds a checkpoint" in proc.stderr
     assert (trained / "checkpoint.pt").read_bytes() == before

@@ -82,7 +82,9 @@ def test_cli_reports_config_errors_in_one_line_with_exit_code_2(tmp_path: Path):
     bad.write_text("train:\n  optimizer: lion\n")
     proc = subprocess.run(
         [sys.executable, "-m", "sweep", "train", str(bad), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -82,4 +82,3 @@ def test_report_gives_verdicts_and_the_claim_from_the_trials(
     assert sync_readme(readme, tmp_path) == [f"docs/results/{cfg.name}.md"]
     assert readme_blocks(readme.read_text()) == [(f"docs/results/{cfg.name}.md", body)]
     assert readme.read_text().endswith("<!-- /results -->\nend\n") and sync_readme(readme, tmp_path) == []
-
