@@ -19,6 +19,9 @@ class Resumption:
     """The records of a sweep's trials, by key (empty for a new sweep)."""
 
     records: dict[str, TrialRecord] = field(default_factory=dict)
+    tracked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Trial key -> the overrides its MLflow run holds (`sweep.tracking.trial_configs`): the values of
+    a trial that has a run but no folder (its driver was killed between the two)."""
 
     @property
     def ended(self) -> list[TrialRecord]:
@@ -29,8 +32,10 @@ class Resumption:
         return {r.key: r.last_result for r in self.ended}
 
     def recorded(self) -> dict[int, dict[str, Any]]:
-        """Each group's configuration as its trials ran it (an Optuna draw is asked again with it)."""
-        return {r.group: r.config for r in self.records.values() if r.config}
+        """Each group's configuration as its trials ran it (an Optuna draw is asked again with it); a
+        group no folder records, as its MLflow run was created."""
+        tracked = {int(key.split("-")[0]): config for key, config in self.tracked.items()}
+        return tracked | {r.group: r.config for r in self.records.values() if r.config}
 
     def resume_from(self) -> dict[str, list[str]]:
         return {r.key: r.checkpoints for r in self.records.values() if not r.ended and r.checkpoints}

@@ -26,7 +26,7 @@ from sweep.execution.runtime import SweepError, check_resources, environment, st
 from sweep.execution.searchers import build_search
 from sweep.execution.storage import first_difference, read_state, storage_root, sweep_path, write_state
 from sweep.execution.trainable import TrialSpec, run_trial
-from sweep.tracking import open_store_early
+from sweep.tracking import open_store_early, trial_configs
 
 
 class NoTunerRestoreHint(logging.Filter):
@@ -179,6 +179,8 @@ def run_sweep(
     startup = time.perf_counter() - start
     # a resume reads the sweep's own records, never Ray's pickled state (see sweep/execution/records.py)
     before = Resumption(read_records(path) if state is not None else {})
+    if state is not None:
+        before.tracked = trial_configs(cfg.section.tracking.uri, cfg.section.tracking.experiment, sweep_id)
     for record in before.ended:
         if retry_failed and record.status == "failed":
             clear_ended(path, record)

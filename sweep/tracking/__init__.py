@@ -1,7 +1,15 @@
 """MLflow: the client helpers, the names in the store, and the writer that logs a sweep's trials.
 Floor 3 of `sweep`: imports `sweep.config` and `sweep.experiment`; never Ray."""
 
-from sweep.tracking.client import check_store, client_for, experiment_id, open_store_early, search_all, sqlite_file
+from sweep.tracking.client import (
+    check_store,
+    client_for,
+    experiment_id,
+    open_store_early,
+    search_all,
+    sqlite_file,
+    trial_configs,
+)
 from sweep.tracking.names import (
     CURVE_JSON,
     CURVE_PNG,
@@ -40,4 +48,5 @@ __all__ = [
     "scale_label",
     "search_all",
     "sqlite_file",
+    "trial_configs",
 ]

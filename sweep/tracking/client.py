@@ -102,3 +102,20 @@ def search_all(client: Any, experiment: str, filter_string: str) -> list[Any]:
         token = page.token
         if not token:
             return runs
+
+
+def trial_configs(uri: str, experiment: str, sweep_id: str) -> dict[str, dict[str, Any]]:
+    """Trial key -> the overrides its MLflow run was created with (tag `sweep.trial_config`), over the
+    trial runs of sweep `sweep_id`: the values of a trial whose run exists but whose folder does not (a
+    driver killed in between), for a resumed search to ask again. Empty when the store has none."""
+    import json
+
+    client = client_for(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return {}
+    runs = search_all(
+        client, found.experiment_id, f"tags.`sweep.id` = '{sweep_id}' and tags.`sweep.role` = 'trial'"
+    )  # fmt: skip
+    tags = {run.data.tags.get("sweep.trial_key", ""): run.data.tags.get("sweep.trial_config", "") for run in runs}
+    return {key: json.loads(config) for key, config in tags.items() if key and config}

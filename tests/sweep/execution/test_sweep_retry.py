@@ -10,6 +10,8 @@ import pytest
 from sweep.execution import run_sweep
 
 pytestmark = pytest.mark.usefixtures("ray_runtime")
+TRIALS = 12
+"""Optuna's TPE draws its first 10 at random (seeded by the draw's index here): the 12th is guided."""
 
 
 def test_resume_skips_ended_trials_and_retry_failed_reruns_the_failed(
@@ -34,3 +36,29 @@ def test_resume_skips_ended_trials_and_retry_failed_reruns_the_failed(
     )
     _, runs = mlflow_runs()
     assert [(r.data.tags["sweep.trial_key"], r.info.status) for r in runs] == [("0000", "FINISHED"), ("0001", "FAILED")]
+
+
+def test_resume_asks_an_optuna_group_with_the_values_its_mlflow_run_holds(
+    tmp_path: Path, make_sweep, mlflow_runs
+) -> None:  # fmt: skip
+    """A driver killed after creating a trial's MLflow run, before Ray wrote the trial's folder: the
+    resumed search asks that group with the values the run was created with, and the run stays."""
+    import shutil
+
+    section = {
+        "search": {"algorithm": "optuna", "num_samples": TRIALS}, "space": {"train.lr": {"loguniform": [1e-3, 1e-2]}},
+    }  # fmt: skip
+    cfg = make_sweep(section)
+    run_sweep(cfg, verbose=0)
+    _, runs = mlflow_runs()
+    before = {r.data.tags["sweep.trial_key"]: (r.info.run_id, r.data.params["train.lr"]) for r in runs}
+    last = f"{TRIALS - 1:04d}"  # past TPE's random start-up draws, a new ask depends on what the study was told
+    for folder in (tmp_path / "runs" / "t").glob(f"{last}_*"):
+        shutil.rmtree(folder)
+
+    again = run_sweep(cfg, resume=True, verbose=0)
+    assert [r["status"] for r in again.rows] == ["finished"] * TRIALS
+    assert float(again.rows[-1]["params"]["train.lr"]) == float(before[last][1])
+    _, runs = mlflow_runs()
+    after = {r.data.tags["sweep.trial_key"]: (r.info.run_id, r.data.params["train.lr"]) for r in runs}
+    assert after == before  # the same run, with the same value
