@@ -26,6 +26,7 @@ and Ray's daemons (raylet, GCS, agents); `cpu efficiency` = trials' CPU / all of
 is JSON with the headline figures.
 
     python bench/sweep_efficiency.py [--trials 8 40] [--seconds 2 10] [--cores 2] [--report-interval 1]
+                                     [--markdown bench/results/sweep_efficiency.md]
 
 Target (issue #12): efficiency >= 0.85 for 2-s trials and >= 0.95 for 10-s trials, on quiet cores.
 """
@@ -197,6 +198,7 @@ def main() -> None:
         "--report-interval", type=float, nargs="+", default=[1.0],
         help="sweep.report_interval values to measure (0: a report and a checkpoint every epoch)",
     )  # fmt: skip
+    parser.add_argument("--markdown", type=Path, help="also write the table here (the README embeds it)")
     args = parser.parse_args()
 
     from sweep.execution import start_ray
@@ -213,6 +215,7 @@ def main() -> None:
         f"{'cpu eff':>7} {'bound':>5} {'start-up':>8}  core-s per trial: trial/worker rest/driver/ray"
     )
     figures: dict[str, dict[str, float]] = {}
+    rows: list[tuple[int, float, str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         for trials in args.trials:
             for seconds in args.seconds:
@@ -226,6 +229,7 @@ def main() -> None:
                         + "/".join(f"{v:.2f}" for v in r["cpu_per_trial"].values()),
                         flush=True,
                     )
+                    rows.append((trials, seconds, every, r))
                     keys = ("efficiency", "cpu_efficiency", "startup_bound", "worker_startup", "overhead_per_trial")
                     figures[f"{trials}x{seconds:g}s/{every}"] = {k: round(r[k], 3) for k in keys + ("trial_mean",)}
     verdicts = {}
@@ -234,7 +238,26 @@ def main() -> None:
         if seconds in TARGETS:
             verdicts[key] = "met" if r["efficiency"] >= TARGETS[seconds] else "not met"
     print("targets (2-s >= 0.85, 10-s >= 0.95): " + ", ".join(f"{k} {v}" for k, v in verdicts.items()))
+    if args.markdown:
+        args.markdown.write_text(markdown(rows))
     print(json.dumps({"sweep_efficiency": figures, "ray_startup_s": round(startup, 2), "load_average": load()}))
+
+
+def markdown(rows: list[tuple[int, float, str, dict]]) -> str:
+    """The measurements as a Markdown table (what `--markdown` writes)."""
+    lines = [
+        "| trials | trial length | report every | efficiency (target) | bound | start-up per worker "
+        "| CPU per trial: trial / worker rest / driver / Ray |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for trials, seconds, every, r in rows:
+        target = f" ({TARGETS[seconds]:.2f})" if seconds in TARGETS else ""
+        split = " / ".join(f"{v:.2f}" for v in r["cpu_per_trial"].values())
+        lines.append(
+            f"| {trials} | {seconds:g} s ({r['trial_mean']:.1f} s measured) | {every} | {r['efficiency']:.3f}{target} "
+            f"| {r['startup_bound']:.2f} | {r['worker_startup']:.1f} core-s | {split} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def load() -> list[float]:

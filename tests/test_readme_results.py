@@ -1,5 +1,6 @@
 """The README's results cannot go stale: its results blocks are exactly the files `sweep report
---results docs/results` wrote (python -m sweep.report.readme README.md copies them)."""
+--results docs/results` and the benches' `--markdown` wrote (python -m sweep.report.readme README.md
+copies them)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def test_readme_results_blocks_are_the_files_sweep_report_wrote():
         "docs/results/digits.md",
         "docs/results/claims.md",
         "docs/results/digits_deploy.md",  # the deployment matrix (issue #10)
+        "bench/results/sweep_efficiency.md",  # python bench/sweep_efficiency.py --markdown
     ]
     for path, text in blocks:
         fix = "run python -m sweep.report.readme README.md"

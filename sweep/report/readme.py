@@ -1,4 +1,5 @@
-"""The README embeds the files `sweep report --results DIR` wrote verbatim between markers
+"""The README embeds the files `sweep report --results DIR` (and benches with `--markdown`) wrote
+verbatim between markers
 
     <!-- results: docs/results/digits.md -->
     ...the file's text...
