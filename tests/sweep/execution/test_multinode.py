@@ -40,10 +40,19 @@ SWEEP_TIMEOUT_S = 300
 STOP_GRACE_S = 15
 
 
+HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port not handed out before in this session: the OS may give a just-closed port again, and
+    two components of one node on the same port stop it from starting (seen in CI once)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in HANDED_OUT:
+            HANDED_OUT.add(port)
+            return port
 
 
 def node_ports() -> list[str]:
