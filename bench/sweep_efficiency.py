@@ -232,12 +232,12 @@ def main() -> None:
                     rows.append((trials, seconds, every, r))
                     keys = ("efficiency", "cpu_efficiency", "startup_bound", "worker_startup", "overhead_per_trial")
                     figures[f"{trials}x{seconds:g}s/{every}"] = {k: round(r[k], 3) for k in keys + ("trial_mean",)}
-    verdicts = {}
-    for key, r in figures.items():
-        seconds = float(key.split("x")[1].split("s/")[0])
-        if seconds in TARGETS:
-            verdicts[key] = "met" if r["efficiency"] >= TARGETS[seconds] else "not met"
-    print("targets (2-s >= 0.85, 10-s >= 0.95): " + ", ".join(f"{k} {v}" for k, v in verdicts.items()))
+    verdicts = [
+        f"{key} {'met' if r['efficiency'] >= TARGETS[seconds] else 'not met'}"
+        for key, (_, seconds, _, r) in zip(figures, rows, strict=True)
+        if seconds in TARGETS
+    ]
+    print("targets (2-s >= 0.85, 10-s >= 0.95): " + ", ".join(verdicts))
     if args.markdown:
         args.markdown.write_text(markdown(rows))
     print(json.dumps({"sweep_efficiency": figures, "ray_startup_s": round(startup, 2), "load_average": load()}))

@@ -28,6 +28,11 @@ ENDED = ("finished", "stopped", "failed")
 FOLDER = re.compile(r"^(\d{4}(?:-seed-?\d+)?)_(\w+)$")  # KEY_RAYID, see resume.TrialDirname
 
 
+def group_number(key: str) -> int:
+    """The grid point / search draw of a trial key (`0003` and `0003-seed1` are both group 3)."""
+    return int(key.split("-")[0])
+
+
 @dataclass
 class TrialRecord:
     """What the sweep's folder says about one trial."""
@@ -50,7 +55,7 @@ class TrialRecord:
 
     @property
     def group(self) -> int:
-        return int(self.key.split("-")[0])
+        return group_number(self.key)
 
     @property
     def last_result(self) -> dict[str, Any]:

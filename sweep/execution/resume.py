@@ -11,7 +11,7 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler
 
 from sweep.config import TRIAL_KEY
-from sweep.execution.records import TrialRecord
+from sweep.execution.records import TrialRecord, group_number
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Resumption:
     def recorded(self) -> dict[int, dict[str, Any]]:
         """Each group's configuration as its trials ran it (an Optuna draw is asked again with it); a
         group no folder records, as its MLflow run was created."""
-        tracked = {int(key.split("-")[0]): config for key, config in self.tracked.items()}
+        tracked = {group_number(key): config for key, config in self.tracked.items()}
         return tracked | {r.group: r.config for r in self.records.values() if r.config}
 
     def resume_from(self) -> dict[str, list[str]]:
